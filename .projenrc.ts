@@ -1,0 +1,85 @@
+import { cdk8s, javascript } from 'projen';
+import { UpdateSnapshot } from 'projen/lib/javascript';
+
+// The one place the build is configured: package.json, tsconfig*.json, .gitignore,
+// .npmignore and the tasks are generated from this file by `npx projen`.
+const project = new cdk8s.ConstructLibraryCdk8s({
+  author: 'Agent Cluster Authors',
+  authorAddress: 'maintainers@example.invalid',
+  cdk8sVersion: '2.70.106',
+  constructsVersion: '10.8.1',
+  jsiiVersion: '~6.0.0',
+  name: 'cdk8s-agent-cluster',
+  description:
+    'cdk8s constructs that synthesize complete, locked-down Kubernetes manifests for multi-agent AI clusters (hub-and-spoke, mesh, hierarchical), plus the agent runtime they deploy.',
+  keywords: ['cdk8s', 'kubernetes', 'agents', 'llm', 'multi-agent'],
+  packageManager: javascript.NodePackageManager.NPM,
+  projenrcTs: true,
+  repositoryUrl: 'https://example.invalid/cdk8s-agent-cluster.git',
+  defaultReleaseBranch: 'main',
+  github: false,
+  release: false,
+  // cdk8s-plus-28 is a peer dependency, like cdk8s itself, so the user's app
+  // and this library share one copy of its classes.
+  peerDeps: ['cdk8s-plus-28@^2.5.6'],
+  devDeps: [
+    'cdk8s-plus-28@^2.5.6',
+    'cdk8s-cli@^2.207.60',
+    'yaml@^2.9.1',
+    'ajv@^8.20.0',
+    'ajv-formats@^3.0.1',
+    'kubernetes-models@^4.5.1',
+    '@kubernetes-models/validate@^4.0.0',
+  ],
+  jestOptions: {
+    // Snapshots are reviewed like code: a test run must never rewrite them.
+    updateSnapshot: UpdateSnapshot.NEVER,
+    jestConfig: {
+      testPathIgnorePatterns: ['/node_modules/', '/agent-runtime/', '/dist/', '/lib/'],
+      collectCoverage: false,
+    },
+  },
+  tsconfigDev: {
+    include: ['examples/**/*.ts', 'bench/**/*.ts'],
+    compilerOptions: {},
+  },
+  eslintOptions: {
+    dirs: ['src'],
+    devdirs: ['test', 'examples', 'bench', 'build-tools', 'projenrc', '.projenrc.ts'],
+  },
+});
+
+// The agent runtime is its own package in the same repository (an npm
+// workspace), so the root `npm ci` installs both halves.
+project.package.addField('workspaces', ['agent-runtime']);
+
+// `npx cdk8s synth` writes the example topologies into dist/. Keep the
+// synthesized examples in git so users can read them without a toolchain,
+// while projen's package artifacts (dist/js) stay ignored.
+project.gitignore.removePatterns('/dist/');
+project.gitignore.addPatterns('/dist/*', '!/dist/*.k8s.yaml');
+// lib/ is jsii's output; keep the folder itself so the layout is visible.
+project.gitignore.removePatterns('/lib');
+project.gitignore.addPatterns('/lib/*', '!/lib/README.md');
+project.npmignore?.addPatterns('/examples/', '/bench/', '/agent-runtime/', '/dist/*.k8s.yaml', 'cdk8s.yaml');
+
+project.addTask('synth', {
+  description: 'Synthesize the example topologies into dist/',
+  exec: 'cdk8s synth',
+});
+
+const buildRuntime = project.addTask('build:runtime', {
+  description: 'Compile the agent runtime (agent-runtime/)',
+  exec: 'npm run build --workspace agent-runtime',
+});
+const testRuntime = project.addTask('test:runtime', {
+  description: 'Run the agent runtime tests',
+  exec: 'npm test --workspace agent-runtime',
+});
+
+// `npm test` runs everything: the library's jest suite, eslint, then the
+// runtime's suite (which builds the runtime first).
+project.testTask.spawn(buildRuntime);
+project.testTask.spawn(testRuntime);
+
+project.synth();

@@ -1,0 +1,73 @@
+// Shared internal types of the runtime. The HTTP API speaks snake_case
+// (`max_tokens`, `cost_usd`); everything inside speaks these camelCase types
+// and the HTTP layer maps between the two.
+
+/** One chat message, OpenAI-compatible. */
+export interface ChatMessage {
+  readonly role: 'system' | 'user' | 'assistant' | 'tool';
+  readonly content: string;
+  readonly name?: string;
+}
+
+/** One unit of work: a single upstream chat completion. */
+export interface Task {
+  /** Unique within its job; assigned by the entry agent when the client gives none. */
+  readonly id: string;
+  readonly messages: readonly ChatMessage[];
+  /** Model id from the catalog; the role's default model when absent. */
+  readonly model?: string;
+  readonly maxTokens?: number;
+  /** Optional target role (e.g. `validation`); any worker when absent. */
+  readonly role?: string;
+}
+
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly totalTokens: number;
+}
+
+export type TaskErrorCode =
+  | 'bad_request' // the upstream or we rejected the task itself: never retried
+  | 'auth' // 401/403 from the upstream
+  | 'rate_limited' // 429 and retries spent
+  | 'upstream_error' // 5xx and retries spent
+  | 'timeout' // one upstream attempt timed out and retries spent
+  | 'deadline_exceeded' // the job's deadline passed
+  | 'circuit_open' // every model in the fallback chain has an open circuit
+  | 'context_overflow' // system prompt + newest turn do not fit the window
+  | 'unavailable' // no peer could take the task
+  | 'overloaded' // shed because the pod is at capacity or out of memory budget
+  | 'cancelled' // handed back on shutdown and nobody could take it
+  | 'internal';
+
+export interface TaskError {
+  readonly code: TaskErrorCode;
+  readonly message: string;
+}
+
+/** Exactly one of these exists per task of a job, success or failure. */
+export interface TaskResult {
+  readonly id: string;
+  readonly ok: boolean;
+  /** The model that produced the answer (after fallbacks). */
+  readonly model?: string;
+  readonly content?: string;
+  readonly usage?: Usage;
+  readonly costUsd: number;
+  /** Upstream attempts made for this task, across retries and fallbacks. */
+  readonly attempts: number;
+  readonly latencyMs: number;
+  /** AGENT_ID of the pod that made the upstream call. */
+  readonly agentId?: string;
+  readonly error?: TaskError;
+}
+
+/**
+ * Anything that turns a task into exactly one result before `deadlineAt`
+ * (epoch milliseconds): the local inference executor in workers, the
+ * dispatcher in coordinators and supervisors.
+ */
+export interface TaskExecutor {
+  execute(task: Task, deadlineAt: number, signal?: AbortSignal): Promise<TaskResult>;
+}
