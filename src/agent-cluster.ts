@@ -1,0 +1,307 @@
+import { k8s } from 'cdk8s-plus-28';
+import { Construct, Node } from 'constructs';
+import { AgentAutoscaler, AutoscalingSpec } from './agent-autoscaler';
+import { AgentDeployment, AgentUpstream } from './agent-deployment';
+import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
+import { AgentKind, WorkerKind } from './agent-role';
+import { GRPC_PORT, HTTP_PORT, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
+import { ModelCatalog } from './model-catalog';
+import { PriorityClass } from './priority-class';
+import { ResolvedModel } from './resolved-model';
+import { Topology, TopologyKind, TopologyRole } from './topology';
+
+/** An egress destination for upstream model calls. */
+export interface UpstreamEgressRule {
+  /** Destination CIDR. */
+  readonly cidr: string;
+  /** CIDRs carved out of `cidr`. @default - none */
+  readonly except?: string[];
+  /** TCP ports. @default [443] */
+  readonly ports?: number[];
+}
+
+/** Props of an AgentCluster. */
+export interface AgentClusterProps {
+  /** Who calls whom: `Topology.hubAndSpoke`, `Topology.mesh` or `Topology.hierarchical`. */
+  readonly topology: Topology;
+  /** Upstream URL and the Secret holding its API key (only referenced). */
+  readonly upstream: AgentUpstream;
+  /** Cluster name, used in labels and in the runtime's config. @default - the construct id */
+  readonly name?: string;
+  /** Namespace of every object. @default - the cluster name */
+  readonly namespace?: string;
+  /** Create the namespace (restricted PSA, default-deny). Set false when it exists. @default true */
+  readonly createNamespace?: boolean;
+  /** ResourceQuota for the namespace. @default - none */
+  readonly quota?: AgentQuota;
+  /** LimitRange for the namespace. @default - none */
+  readonly limitRange?: AgentLimitRange;
+  /** Where upstream calls may go. @default - TCP 443 to 0.0.0.0/0 except 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 */
+  readonly upstreamEgress?: UpstreamEgressRule[];
+  /** The model catalog. @default ModelCatalog.defaults() */
+  readonly catalog?: ModelCatalog;
+  /** Model used when a role names none. @default 'gpt-4.1' */
+  readonly defaultModel?: string;
+  /** Image for every role, pinned by tag or digest. @default DEFAULT_AGENT_IMAGE */
+  readonly image?: string;
+  /** Tasks of one job kept in flight to callees (per caller pod). @default 5 */
+  readonly fanOutConcurrency?: number;
+  /** Tasks one pod accepts at once. @default 16 */
+  readonly maxInFlightTasks?: number;
+  /** Deadline of a job whose client sets none, in ms. @default 30000 */
+  readonly defaultDeadlineMs?: number;
+  /** Largest deadline a client may ask for, in ms. @default 120000 */
+  readonly maxDeadlineMs?: number;
+  /** Seconds a pod drains on SIGTERM before handing work back. @default 25 */
+  readonly drainSeconds?: number;
+  /** Upstream attempts per model, first try included. @default 4 */
+  readonly retryMaxAttempts?: number;
+  /** First backoff ceiling in ms (full jitter). @default 200 */
+  readonly retryInitialDelayMs?: number;
+  /** Largest backoff in ms. @default 5000 */
+  readonly retryMaxDelayMs?: number;
+  /** Tasks one job may hold. @default 10000 */
+  readonly maxTasksPerJob?: number;
+  /** Largest request body in bytes. @default 8388608 */
+  readonly maxRequestBytes?: number;
+  /** Labels of the pods allowed to call the entry role's HTTP API. @default { 'agents.cdk8s.io/api-client': 'true' } */
+  readonly apiClientPodLabels?: { [key: string]: string };
+  /** Namespaces (by labels) those pods may be in. @default - the cluster's own namespace only */
+  readonly apiClientNamespaceLabels?: { [key: string]: string };
+  /** Create the two PriorityClasses. Set false when they exist. @default true */
+  readonly createPriorityClasses?: boolean;
+}
+
+const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
+
+/**
+ * A complete multi-agent system from a topology: namespace, per-role
+ * workloads and config, autoscalers, priority classes, disruption budgets,
+ * and network policies that admit exactly the topology's edges.
+ */
+export class AgentCluster extends Construct {
+  /** Cluster name. */
+  public readonly name: string;
+  /** Namespace name. */
+  public readonly namespace: string;
+  /** The topology. */
+  public readonly topology: Topology;
+  /** The catalog in force. */
+  public readonly catalog: ModelCatalog;
+  private readonly agents = new Map<string, AgentDeployment>();
+  private readonly capacities = new Map<string, { replicas: number; inFlight: number }>();
+
+  constructor(scope: Construct, id: string, props: AgentClusterProps) {
+    super(scope, id);
+    this.name = props.name ?? id;
+    this.namespace = props.namespace ?? this.name;
+    this.topology = props.topology;
+    this.catalog = props.catalog ?? ModelCatalog.defaults();
+    const topo = props.topology;
+    const defaultModel = props.defaultModel ?? 'gpt-4.1';
+    const fanOut = props.fanOutConcurrency ?? 5;
+    const inFlight = props.maxInFlightTasks ?? 16;
+    const drainSeconds = props.drainSeconds ?? 25;
+    const errors: string[] = [];
+    const at = (sub: string) => `${this.node.path}/${sub}`;
+
+    if (props.createNamespace ?? true) {
+      new AgentNamespace(this, 'namespace', { name: this.namespace, quota: props.quota, limitRange: props.limitRange });
+    }
+    if (props.createPriorityClasses ?? true) {
+      new PriorityClass(this, 'priority-high', {
+        name: PriorityClass.HIGH_PRIORITY_AGENT,
+        value: 100000,
+        description: 'Coordinators and supervisors: scheduled before the workers they orchestrate.',
+      });
+      new PriorityClass(this, 'priority-worker', {
+        name: PriorityClass.AGENT_WORKER,
+        value: 10000,
+        preemptionPolicy: 'Never',
+        description: 'Agent workers: above best-effort pods, below the agents that coordinate them.',
+      });
+    }
+
+    for (const p of topo._problems) errors.push(`[${at('topology')}] topology: ${p}.`);
+    for (const p of this.catalog.problems()) errors.push(`[${at('catalog')}] catalog: ${p}.`);
+    if (!this.catalog.has(defaultModel)) {
+      errors.push(`[${this.node.path}] defaultModel: '${defaultModel}' is not in the catalog. Fix: use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...).`);
+    }
+
+    // First pass: capacities, so fan-out can be checked against callees.
+    for (const r of topo.roles) {
+      const autoscaling = this.autoscalingFor(r);
+      const replicas = autoscaling ? autoscaling.minReplicas ?? 3 : r.spec.replicas ?? (r.kind === AgentKind.COORDINATOR ? 3 : 2);
+      this.capacities.set(r.spec.name, { replicas, inFlight: r.spec.maxInFlightTasks ?? inFlight });
+    }
+
+    for (const r of topo.roles) {
+      const role = r.spec.name;
+      const models = r.spec.models ?? [defaultModel];
+      for (const m of models) {
+        if (!this.catalog.has(m)) {
+          errors.push(`[${at(role)}] models: role '${role}' uses model '${m}', which is not in the catalog. Fix: use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel({ id: '${m}', ... }).`);
+        }
+      }
+      const cap = this.capacities.get(role)!;
+      const autoscaling = this.autoscalingFor(r);
+      if (cap.replicas === 0 && !autoscaling) {
+        errors.push(`[${at(role)}] replicas: role '${role}' has 0 replicas and no autoscaler, so nothing would ever serve it. Fix: set replicas >= 1 or give it autoscaling.`);
+      }
+      const callees = topo.calleesOf(role);
+      const roleFanOut = r.spec.fanOutConcurrency ?? fanOut;
+      if (callees.length > 0) {
+        const capacity = callees.reduce((sum, c) => sum + (this.capacities.get(c)?.replicas ?? 0) * (this.capacities.get(c)?.inFlight ?? 0), 0);
+        if (roleFanOut > capacity) {
+          errors.push(`[${at(role)}] fanOutConcurrency: ${roleFanOut} tasks in flight exceed the ${capacity} its callees (${callees.join(', ')}) can ever hold (replicas × maxInFlightTasks). Fix: lower fanOutConcurrency to ${capacity} or add callee replicas / maxInFlightTasks.`);
+        }
+      }
+
+      const callsUpstream = r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER;
+      const highPriority = r.kind === AgentKind.COORDINATOR || r.kind === AgentKind.SUPERVISOR;
+      const agent = new AgentDeployment(this, role, {
+        role,
+        clusterName: this.name,
+        component: r.kind,
+        namespace: this.namespace,
+        agentConfigJson: this.renderConfig(r, models, props, { fanOut: roleFanOut, inFlight: cap.inFlight, drainSeconds }),
+        image: r.spec.image ?? props.image,
+        replicas: cap.replicas,
+        resources: r.spec.resources,
+        upstream: callsUpstream ? props.upstream : undefined,
+        drainSeconds,
+        priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
+        apiAccess: r.spec.apiAccess,
+        podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
+      });
+      this.agents.set(role, agent);
+      if (autoscaling) new AgentAutoscaler(this, `${role}-autoscaler`, { ...autoscaling, target: agent });
+    }
+
+    this.createNetworkPolicies(props);
+
+    Node.of(this).addValidation({ validate: () => errors });
+  }
+
+  /** The AgentDeployment of a role. */
+  public agent(role: string): AgentDeployment {
+    const a = this.agents.get(role);
+    if (!a) throw new Error(`[${this.node.path}] no role '${role}' (roles: ${[...this.agents.keys()].join(', ')})`);
+    return a;
+  }
+
+  /** The role that accepts jobs from outside. */
+  public get entryRole(): string {
+    return this.topology.roles.find((r) => r.entry)?.spec.name ?? this.topology.roles[0].spec.name;
+  }
+
+  private autoscalingFor(r: TopologyRole): AutoscalingSpec | undefined {
+    if (r.spec.disableAutoscaling) return undefined;
+    if (r.spec.autoscaling) return r.spec.autoscaling;
+    if (r.kind === AgentKind.COORDINATOR) return AgentAutoscaler.coordinatorSpec();
+    if (r.spec.workerKind === WorkerKind.TASK_EXECUTOR) return AgentAutoscaler.queueDepthSpec();
+    return undefined;
+  }
+
+  private renderConfig(
+    r: TopologyRole,
+    models: string[],
+    props: AgentClusterProps,
+    sizes: { fanOut: number; inFlight: number; drainSeconds: number },
+  ): string {
+    const role = r.spec.name;
+    const kindOf = (name: string) => this.topology.roles.find((x) => x.spec.name === name)!.kind;
+    const known = models.filter((m) => this.catalog.has(m));
+    const catalog: Record<string, ResolvedModel> = {};
+    for (const id of this.catalog._closure(known)) catalog[id] = this.catalog._resolve(id);
+    const config = {
+      apiVersion: 'agents.cdk8s.io/v1',
+      cluster: this.name,
+      namespace: this.namespace,
+      topology: this.topology.kind,
+      role,
+      kind: r.kind,
+      ...(r.spec.workerKind ? { workerKind: r.spec.workerKind } : {}),
+      entry: r.entry,
+      peers: this.topology.calleesOf(role).map((c) => ({
+        role: c,
+        kind: kindOf(c),
+        address: `${c}-grpc.${this.namespace}.svc.cluster.local:${GRPC_PORT}`,
+        maxInFlightTasks: this.capacities.get(c)!.inFlight,
+      })),
+      fanOut: { concurrency: sizes.fanOut },
+      concurrency: { maxInFlightTasks: sizes.inFlight },
+      deadlines: { defaultMs: props.defaultDeadlineMs ?? 30000, maxMs: props.maxDeadlineMs ?? 120000 },
+      drain: { gracePeriodMs: sizes.drainSeconds * 1000 },
+      retry: {
+        maxAttempts: props.retryMaxAttempts ?? 4,
+        initialDelayMs: props.retryInitialDelayMs ?? 200,
+        maxDelayMs: props.retryMaxDelayMs ?? 5000,
+      },
+      models: { default: known[0] ?? models[0], allowed: known.length > 0 ? known : models },
+      catalog,
+      limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
+    };
+    return JSON.stringify(config, null, 2);
+  }
+
+  /**
+   * One allow rule per topology edge, on both ends (the callee's ingress and
+   * the caller's egress), on top of the namespace's default-deny. A mesh uses
+   * one label-based policy instead, so its size does not grow with the square
+   * of the member count.
+   */
+  private createNetworkPolicies(props: AgentClusterProps): void {
+    const topo = this.topology;
+    const ns = this.namespace;
+    const grpc = [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(GRPC_PORT) }];
+    const roleSel = (role: string) => ({ matchLabels: selectorLabels(this.name, role) });
+    const upstreamRules: k8s.NetworkPolicyEgressRule[] = (props.upstreamEgress ?? [{ cidr: '0.0.0.0/0', except: CLUSTER_RANGES }]).map((e) => ({
+      to: [{ ipBlock: { cidr: e.cidr, except: e.except } }],
+      ports: (e.ports ?? [443]).map((p) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(p) })),
+    }));
+    const apiFrom: k8s.NetworkPolicyPeer = {
+      podSelector: { matchLabels: props.apiClientPodLabels ?? { [LABEL_API_CLIENT]: 'true' } },
+      namespaceSelector: props.apiClientNamespaceLabels ? { matchLabels: props.apiClientNamespaceLabels } : undefined,
+    };
+
+    if (topo.kind === TopologyKind.MESH) {
+      const member = { matchLabels: { [LABEL_MESH]: this.name } };
+      new k8s.KubeNetworkPolicy(this, 'mesh-policy', {
+        metadata: { name: `${this.name}-mesh`, namespace: ns },
+        spec: {
+          podSelector: member,
+          policyTypes: ['Ingress', 'Egress'],
+          ingress: [{ from: [{ podSelector: member }], ports: grpc }],
+          egress: [{ to: [{ podSelector: member }], ports: grpc }, ...upstreamRules],
+        },
+      });
+    } else {
+      for (const r of topo.roles) {
+        const role = r.spec.name;
+        const callers = topo.callersOf(role);
+        const callees = topo.calleesOf(role);
+        const callsUpstream = r.kind === AgentKind.WORKER;
+        const ingress = callers.map((c) => ({ from: [{ podSelector: roleSel(c) }], ports: grpc }));
+        const egress: k8s.NetworkPolicyEgressRule[] = callees.map((c) => ({ to: [{ podSelector: roleSel(c) }], ports: grpc }));
+        if (callsUpstream) egress.push(...upstreamRules);
+        if (ingress.length === 0 && egress.length === 0) continue;
+        const policyTypes = [...(ingress.length > 0 ? ['Ingress'] : []), ...(egress.length > 0 ? ['Egress'] : [])];
+        new k8s.KubeNetworkPolicy(this, `${role}-policy`, {
+          metadata: { name: `${role}-peers`, namespace: ns },
+          spec: { podSelector: roleSel(role), policyTypes, ingress: ingress.length > 0 ? ingress : undefined, egress: egress.length > 0 ? egress : undefined },
+        });
+      }
+    }
+
+    new k8s.KubeNetworkPolicy(this, 'entry-policy', {
+      metadata: { name: `${this.entryRole}-api`, namespace: ns },
+      spec: {
+        podSelector: roleSel(this.entryRole),
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [apiFrom], ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(HTTP_PORT) }] }],
+      },
+    });
+  }
+}
+

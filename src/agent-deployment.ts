@@ -1,0 +1,353 @@
+import { ApiObject } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct, Node } from 'constructs';
+import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
+import { parseQuantity } from './quantity';
+
+/** Default image: the agent runtime of this repository (agent-runtime/). */
+export const DEFAULT_AGENT_IMAGE = 'cdk8s-agent-cluster/agent-runtime:0.1.0';
+/** Where the ConfigMap is mounted and the file the runtime reads. */
+export const CONFIG_MOUNT_PATH = '/etc/agent-runtime';
+export const CONFIG_FILE_KEY = 'agent-config.json';
+
+/** Container requests and limits (Kubernetes quantities). */
+export interface AgentResources {
+  /** CPU request. @default '500m' */
+  readonly cpuRequest?: string;
+  /** Memory request. @default '512Mi' */
+  readonly memoryRequest?: string;
+  /** CPU limit. @default '1' */
+  readonly cpuLimit?: string;
+  /** Memory limit; the V8 heap is sized to 75 % of it. @default '1Gi' */
+  readonly memoryLimit?: string;
+}
+
+/** A read-only Kubernetes API permission for a role that needs the API. */
+export interface ApiAccessRule {
+  /** API group, '' for the core group. @default '' */
+  readonly apiGroup?: string;
+  /** Resource type, e.g. 'configmaps'. Never '*'. */
+  readonly resource: string;
+  /** Names of the objects readable; required so access is never namespace-wide. */
+  readonly resourceNames: string[];
+  /** Verbs, only from get, list, watch. @default ['get'] */
+  readonly verbs?: string[];
+}
+
+/** Where the runtime finds the OpenAI-compatible upstream and its key. */
+export interface AgentUpstream {
+  /** Base URL of the OpenAI-compatible API, e.g. https://api.example.com/v1. */
+  readonly baseUrl: string;
+  /** Name of an existing Secret holding the API key (only referenced, never read). */
+  readonly apiKeySecretName: string;
+  /** Key inside that Secret. @default 'api-key' */
+  readonly apiKeySecretKey?: string;
+}
+
+/** Props of one agent role's workload. */
+export interface AgentDeploymentProps {
+  /** Role name (DNS label): names the Deployment, Services, ConfigMap, PDB. @default - the construct id */
+  readonly role?: string;
+  /** Cluster name for the part-of and cluster labels. @default 'agents' */
+  readonly clusterName?: string;
+  /** Component label value (coordinator, supervisor, worker, peer). @default 'worker' */
+  readonly component?: string;
+  /** Namespace of every object. @default - none (the kubectl context's namespace) */
+  readonly namespace?: string;
+  /** The agent config JSON (agent-runtime/schema/agent-config.schema.json); AgentCluster derives it. */
+  readonly agentConfigJson: string;
+  /** Image pinned by tag or digest; never 'latest'. @default DEFAULT_AGENT_IMAGE */
+  readonly image?: string;
+  /** Replicas (the starting point when an autoscaler is attached). @default 1 */
+  readonly replicas?: number;
+  /** Requests and limits. @default - 500m/512Mi requests, 1 CPU/1Gi limits */
+  readonly resources?: AgentResources;
+  /** Upstream URL and API key Secret; omit for roles that never call a model. @default - no upstream env */
+  readonly upstream?: AgentUpstream;
+  /** Seconds the runtime waits for in-flight work on SIGTERM; the pod gets 5 s more. @default 25 */
+  readonly drainSeconds?: number;
+  /** PriorityClass name for the pods. @default - none */
+  readonly priorityClassName?: string;
+  /** Read-only API access; when set, the role gets a Role, a RoleBinding and a mounted token. @default - none */
+  readonly apiAccess?: ApiAccessRule[];
+  /** Extra pod labels (e.g. the mesh label). @default - none */
+  readonly podLabels?: { [key: string]: string };
+  /** Numeric non-root UID the container runs as. @default 10001 */
+  readonly runAsUser?: number;
+}
+
+const FORBIDDEN_VERBS = new Set(['*', 'create', 'update', 'patch', 'delete', 'deletecollection', 'escalate', 'bind', 'impersonate']);
+
+/**
+ * One agent role: Deployment, ServiceAccount, headless gRPC Service, HTTP
+ * Service, ConfigMap, PodDisruptionBudget, and (only when asked) a read-only
+ * Role. Every pod passes the Pod Security Standard "restricted".
+ *
+ * Built on the `k8s` API objects rather than cdk8s-plus's Deployment so that
+ * every field is explicit in review and synth stays close to plain ApiObjects.
+ */
+export class AgentDeployment extends Construct {
+  /** Role name. */
+  public readonly role: string;
+  /** Cluster name (label value). */
+  public readonly clusterName: string;
+  /** Namespace, if set. */
+  public readonly namespace?: string;
+  /** Replicas the Deployment starts with. */
+  public readonly replicas: number;
+  /** Labels selecting this role's pods. */
+  public readonly selector: { [key: string]: string };
+  /** The Deployment object. */
+  public readonly deployment: k8s.KubeDeployment;
+  /** The headless gRPC Service (one A record per pod). */
+  public readonly grpcService: k8s.KubeService;
+  /** The ClusterIP HTTP Service. */
+  public readonly httpService: k8s.KubeService;
+  /** The ConfigMap with agent-config.json. */
+  public readonly configMap: k8s.KubeConfigMap;
+  /** Name of the Deployment (the target of an autoscaler). */
+  public readonly deploymentName: string;
+
+  constructor(scope: Construct, id: string, props: AgentDeploymentProps) {
+    super(scope, id);
+    this.role = props.role ?? id;
+    this.clusterName = props.clusterName ?? 'agents';
+    this.namespace = props.namespace;
+    this.replicas = props.replicas ?? 1;
+    this.deploymentName = this.role;
+    const component = props.component ?? 'worker';
+    const labels = roleLabels(this.clusterName, this.role, component);
+    this.selector = selectorLabels(this.clusterName, this.role);
+    const metadata = (name: string) => ({ name, namespace: props.namespace, labels });
+    const image = props.image ?? DEFAULT_AGENT_IMAGE;
+    const res = {
+      cpuRequest: props.resources?.cpuRequest ?? '500m',
+      memoryRequest: props.resources?.memoryRequest ?? '512Mi',
+      cpuLimit: props.resources?.cpuLimit ?? '1',
+      memoryLimit: props.resources?.memoryLimit ?? '1Gi',
+    };
+    const drainSeconds = props.drainSeconds ?? 25;
+    const apiAccess = props.apiAccess ?? [];
+    const needsApi = apiAccess.length > 0;
+
+    this.validate(props, image, res, drainSeconds);
+
+    new k8s.KubeServiceAccount(this, 'service-account', {
+      metadata: metadata(this.role),
+      automountServiceAccountToken: needsApi,
+    });
+
+    this.configMap = new k8s.KubeConfigMap(this, 'config', {
+      metadata: metadata(`${this.role}-config`),
+      data: { [CONFIG_FILE_KEY]: props.agentConfigJson },
+    });
+
+    const env: k8s.EnvVar[] = [
+      { name: 'AGENT_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'AGENT_ROLE', value: this.role },
+      { name: 'AGENT_CONFIG_FILE', value: `${CONFIG_MOUNT_PATH}/${CONFIG_FILE_KEY}` },
+      { name: 'HTTP_PORT', value: String(HTTP_PORT) },
+      { name: 'GRPC_PORT', value: String(GRPC_PORT) },
+    ];
+    if (props.upstream) {
+      env.push(
+        { name: 'UPSTREAM_BASE_URL', value: props.upstream.baseUrl },
+        {
+          name: 'UPSTREAM_API_KEY',
+          valueFrom: { secretKeyRef: { name: props.upstream.apiKeySecretName, key: props.upstream.apiKeySecretKey ?? 'api-key' } },
+        },
+      );
+    }
+    const memLimitBytes = parseQuantity(res.memoryLimit);
+    if (memLimitBytes !== undefined) {
+      // V8 must hit its own heap limit (and shed) before the kernel OOM-kills the pod.
+      const heapMiB = Math.max(64, Math.floor((memLimitBytes / 2 ** 20) * 0.75));
+      env.push({ name: 'NODE_OPTIONS', value: `--max-old-space-size=${heapMiB}` });
+    }
+
+    const podLabels = { ...labels, ...(props.podLabels ?? {}) };
+    this.deployment = new k8s.KubeDeployment(this, 'deployment', {
+      metadata: metadata(this.role),
+      spec: {
+        replicas: this.replicas,
+        selector: { matchLabels: this.selector },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: k8s.IntOrString.fromNumber(0), maxSurge: k8s.IntOrString.fromNumber(1) } },
+        template: {
+          metadata: { labels: podLabels },
+          spec: {
+            serviceAccountName: this.role,
+            automountServiceAccountToken: needsApi,
+            enableServiceLinks: false,
+            priorityClassName: props.priorityClassName,
+            terminationGracePeriodSeconds: drainSeconds + 5,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: props.runAsUser ?? 10001,
+              runAsGroup: props.runAsUser ?? 10001,
+              fsGroup: props.runAsUser ?? 10001,
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            topologySpreadConstraints: ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+              topologyKey,
+              maxSkew: 1,
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: this.selector },
+            })),
+            containers: [
+              {
+                name: 'agent',
+                image,
+                imagePullPolicy: 'IfNotPresent',
+                args: ['serve'],
+                ports: [
+                  { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
+                  { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
+                ],
+                env,
+                resources: {
+                  requests: { cpu: k8s.Quantity.fromString(res.cpuRequest), memory: k8s.Quantity.fromString(res.memoryRequest) },
+                  limits: { cpu: k8s.Quantity.fromString(res.cpuLimit), memory: k8s.Quantity.fromString(res.memoryLimit) },
+                },
+                securityContext: {
+                  runAsNonRoot: true,
+                  allowPrivilegeEscalation: false,
+                  privileged: false,
+                  readOnlyRootFilesystem: true,
+                  capabilities: { drop: ['ALL'] },
+                  seccompProfile: { type: 'RuntimeDefault' },
+                },
+                startupProbe: {
+                  httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') },
+                  periodSeconds: 2,
+                  failureThreshold: 30,
+                },
+                livenessProbe: {
+                  grpc: { port: GRPC_PORT },
+                  periodSeconds: 10,
+                  timeoutSeconds: 2,
+                  failureThreshold: 3,
+                },
+                readinessProbe: {
+                  httpGet: { path: '/readyz', port: k8s.IntOrString.fromString('http') },
+                  periodSeconds: 5,
+                  timeoutSeconds: 2,
+                  failureThreshold: 2,
+                },
+                volumeMounts: [
+                  { name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'config', configMap: { name: `${this.role}-config` } },
+              { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } },
+            ],
+          },
+        },
+      },
+    });
+
+    // Headless: clients resolve every pod and balance gRPC per pod.
+    this.grpcService = new k8s.KubeService(this, 'grpc-service', {
+      metadata: metadata(`${this.role}-grpc`),
+      spec: {
+        clusterIp: 'None',
+        selector: this.selector,
+        ports: [{ name: 'grpc', port: GRPC_PORT, targetPort: k8s.IntOrString.fromString('grpc'), protocol: 'TCP' }],
+      },
+    });
+    this.httpService = new k8s.KubeService(this, 'http-service', {
+      metadata: metadata(this.role),
+      spec: {
+        type: 'ClusterIP',
+        selector: this.selector,
+        ports: [{ name: 'http', port: HTTP_PORT, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP' }],
+      },
+    });
+
+    // One pod at a time may be evicted; the rolling update adds before it removes.
+    new k8s.KubePodDisruptionBudget(this, 'pdb', {
+      metadata: metadata(this.role),
+      spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selector } },
+    });
+
+    if (needsApi) {
+      new k8s.KubeRole(this, 'role', {
+        metadata: metadata(this.role),
+        rules: apiAccess.map((r) => ({
+          apiGroups: [r.apiGroup ?? ''],
+          resources: [r.resource],
+          resourceNames: [...r.resourceNames],
+          verbs: [...(r.verbs ?? ['get'])],
+        })),
+      });
+      new k8s.KubeRoleBinding(this, 'role-binding', {
+        metadata: metadata(this.role),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.role },
+        subjects: [{ kind: 'ServiceAccount', name: this.role, namespace: props.namespace }],
+      });
+    }
+  }
+
+  /** Host:port of the headless gRPC Service inside the cluster. */
+  public get grpcAddress(): string {
+    const ns = this.namespace ?? 'default';
+    return `${this.role}-grpc.${ns}.svc.cluster.local:${GRPC_PORT}`;
+  }
+
+  /** The pod template's ApiObject, for escape-hatch patches. */
+  public get apiObject(): ApiObject {
+    return this.deployment;
+  }
+
+  private validate(props: AgentDeploymentProps, image: string, res: Required<AgentResources>, drainSeconds: number): void {
+    const path = this.node.path;
+    const fail = (field: string, problem: string, fix: string) => `[${path}] ${field}: ${problem}. Fix: ${fix}.`;
+    Node.of(this).addValidation({
+      validate: () => {
+        const errors: string[] = [];
+        if (!isDnsLabel(this.role)) errors.push(fail('role', `'${this.role}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
+        if (!Number.isInteger(this.replicas) || this.replicas < 0) errors.push(fail('replicas', `${this.replicas} is not a whole number >= 0`, 'set replicas to 1 or more'));
+        errors.push(...imageProblems(image).map((p) => fail('image', p, `pin a version, e.g. '${DEFAULT_AGENT_IMAGE}' or 'repo/image@sha256:<digest>'`)));
+        for (const kind of ['cpu', 'memory'] as const) {
+          const reqText = kind === 'cpu' ? res.cpuRequest : res.memoryRequest;
+          const limText = kind === 'cpu' ? res.cpuLimit : res.memoryLimit;
+          const req = parseQuantity(reqText);
+          const lim = parseQuantity(limText);
+          if (req === undefined) errors.push(fail(`resources.${kind}Request`, `'${reqText}' is not a Kubernetes quantity`, "write e.g. '500m' or '512Mi'"));
+          if (lim === undefined) errors.push(fail(`resources.${kind}Limit`, `'${limText}' is not a Kubernetes quantity`, "write e.g. '1' or '1Gi'"));
+          if (req !== undefined && lim !== undefined && req > lim) {
+            errors.push(fail(`resources.${kind}Request`, `request ${reqText} exceeds limit ${limText}`, `lower ${kind}Request or raise ${kind}Limit`));
+          }
+        }
+        if (!(drainSeconds >= 0)) errors.push(fail('drainSeconds', `${drainSeconds} is negative`, 'set 0 or more seconds'));
+        try {
+          JSON.parse(props.agentConfigJson);
+        } catch (e) {
+          errors.push(fail('agentConfigJson', `not valid JSON (${(e as Error).message})`, 'pass the config rendered by AgentCluster or valid JSON'));
+        }
+        for (const [i, r] of (props.apiAccess ?? []).entries()) {
+          const verbs = r.verbs ?? ['get'];
+          const bad = verbs.filter((v) => FORBIDDEN_VERBS.has(v) || !['get', 'list', 'watch'].includes(v));
+          if (bad.length > 0) errors.push(fail(`apiAccess[${i}].verbs`, `${bad.join(', ')} not allowed`, 'agents get read-only access: use get, list or watch'));
+          if (r.resource === '*' || r.resource.length === 0) errors.push(fail(`apiAccess[${i}].resource`, `'${r.resource}' is not a single resource`, "name one resource type, e.g. 'configmaps'"));
+          if (r.resourceNames.length === 0 || r.resourceNames.includes('*')) errors.push(fail(`apiAccess[${i}].resourceNames`, 'access must be to named objects', 'list the object names the agent reads'));
+        }
+        return errors;
+      },
+    });
+  }
+}
+
+/** Why an image reference is not pinned, if it is not. */
+export function imageProblems(image: string): string[] {
+  if (/@sha256:[0-9a-f]{64}$/.test(image)) return [];
+  const lastSlash = image.lastIndexOf('/');
+  const colon = image.indexOf(':', lastSlash + 1);
+  if (colon < 0) return [`'${image}' has no tag or digest`];
+  const tag = image.slice(colon + 1);
+  if (tag === 'latest') return [`'${image}' uses the mutable tag 'latest'`];
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return [`'${image}' has an invalid tag '${tag}'`];
+  return [];
+}
