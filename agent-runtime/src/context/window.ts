@@ -1,0 +1,87 @@
+import { ChatMessage } from '../types';
+
+type Encoder = { encode(text: string): number[]; countTokens?(text: string): number };
+
+// Encodings are large tables: load each at most once, and only when a model uses it.
+const encoders = new Map<string, Encoder>();
+function encoder(name: string): Encoder {
+  let e = encoders.get(name);
+  if (!e) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    e = name === 'cl100k_base' ? (require('gpt-tokenizer/encoding/cl100k_base') as Encoder) : (require('gpt-tokenizer/encoding/o200k_base') as Encoder);
+    encoders.set(name, e);
+  }
+  return e;
+}
+
+/**
+ * Tokens a message costs in a chat prompt: its content plus a fixed framing
+ * overhead of 4 tokens per message (role and separators) and 3 per reply
+ * priming, the accounting OpenAI documents for its chat format.
+ */
+export const MESSAGE_OVERHEAD_TOKENS = 4;
+export const REPLY_PRIMING_TOKENS = 3;
+
+export function countTokens(text: string, tokenizer: string): number {
+  const e = encoder(tokenizer);
+  return e.countTokens ? e.countTokens(text) : e.encode(text).length;
+}
+
+export function messageTokens(m: ChatMessage, tokenizer: string): number {
+  return countTokens(m.content, tokenizer) + MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
+}
+
+export class ContextOverflowError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContextOverflowError';
+  }
+}
+
+export interface WindowResult {
+  readonly messages: ChatMessage[];
+  readonly promptTokens: number;
+  readonly dropped: number;
+}
+
+/**
+ * Sliding window in tokens: keeps every system message and the newest other
+ * turns that fit `contextWindow - reserve - maxTokens`; drops the oldest
+ * non-system turns first. Throws ContextOverflowError when the system
+ * prompt plus the newest turn alone do not fit.
+ */
+export function fitToWindow(
+  messages: readonly ChatMessage[],
+  opts: { contextWindowTokens: number; reserveTokens: number; maxTokens?: number; tokenizer: string },
+): WindowResult {
+  const budget = opts.contextWindowTokens - opts.reserveTokens - (opts.maxTokens ?? 0) - REPLY_PRIMING_TOKENS;
+  const costs = messages.map((m) => messageTokens(m, opts.tokenizer));
+  let systemTokens = 0;
+  messages.forEach((m, i) => {
+    if (m.role === 'system') systemTokens += costs[i];
+  });
+  const keep = new Array<boolean>(messages.length).fill(false);
+  let used = systemTokens;
+  messages.forEach((m, i) => {
+    if (m.role === 'system') keep[i] = true;
+  });
+  let keptTurns = 0;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i].role === 'system') continue;
+    if (used + costs[i] > budget) break;
+    used += costs[i];
+    keep[i] = true;
+    keptTurns += 1;
+  }
+  const turns = messages.filter((m) => m.role !== 'system').length;
+  if (turns > 0 && keptTurns === 0) {
+    const lastTurn = messages.reduce((acc, m, i) => (m.role !== 'system' ? i : acc), -1);
+    const newest = costs[lastTurn];
+    throw new ContextOverflowError(
+      `prompt does not fit: system ${systemTokens} + newest turn ${newest} tokens > budget ${budget} (window ${opts.contextWindowTokens} - reserve ${opts.reserveTokens} - max_tokens ${opts.maxTokens ?? 0})`,
+    );
+  }
+  if (systemTokens > budget) throw new ContextOverflowError(`system prompt alone is ${systemTokens} tokens > budget ${budget}`);
+  const kept = messages.filter((_, i) => keep[i]);
+  return { messages: kept, promptTokens: used + REPLY_PRIMING_TOKENS, dropped: messages.length - kept.length };
+}

@@ -1,0 +1,67 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2, isolated: 3 } as const;
+
+/** Every metric of one process, on its own registry (nothing global). */
+export class RuntimeMetrics {
+  readonly registry = new Registry();
+  readonly upstreamRequests: Counter<'model' | 'outcome'>;
+  readonly upstreamLatency: Histogram<'model'>;
+  readonly retries: Counter<'model' | 'reason'>;
+  readonly breakerState: Gauge<'model'>;
+  readonly breakerTransitions: Counter<'model' | 'state'>;
+  readonly tokens: Counter<'model' | 'kind'>;
+  readonly costUsd: Counter<'model'>;
+  readonly tasks: Counter<'outcome'>;
+  readonly inFlightTasks: Gauge;
+  readonly fallbacks: Counter<'from' | 'to'>;
+  readonly httpRequests: Histogram<'route' | 'status'>;
+  readonly jobs: Counter<'outcome'>;
+  readonly dispatches: Counter<'peer' | 'outcome'>;
+  readonly redispatches: Counter<'reason'>;
+
+  constructor(labels: Record<string, string> = {}) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry });
+    this.upstreamRequests = new Counter({ name: 'agent_upstream_requests_total', help: 'Upstream attempts by model and outcome', labelNames: ['model', 'outcome'], registers });
+    this.upstreamLatency = new Histogram({
+      name: 'agent_upstream_request_duration_seconds',
+      help: 'Upstream attempt latency',
+      labelNames: ['model'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.retries = new Counter({ name: 'agent_upstream_retries_total', help: 'Retries by model and reason', labelNames: ['model', 'reason'], registers });
+    this.breakerState = new Gauge({ name: 'agent_circuit_breaker_state', help: 'Circuit state per model: 0 closed, 1 half-open, 2 open, 3 isolated', labelNames: ['model'], registers });
+    this.breakerTransitions = new Counter({ name: 'agent_circuit_breaker_transitions_total', help: 'Circuit state changes', labelNames: ['model', 'state'], registers });
+    this.tokens = new Counter({ name: 'agent_tokens_total', help: 'Tokens by model and kind (prompt, completion)', labelNames: ['model', 'kind'], registers });
+    this.costUsd = new Counter({ name: 'agent_cost_usd_total', help: 'Spend in USD by model, from catalog prices and reported usage', labelNames: ['model'], registers });
+    this.tasks = new Counter({ name: 'agent_tasks_total', help: 'Tasks finished by outcome (ok or error code)', labelNames: ['outcome'], registers });
+    this.inFlightTasks = new Gauge({ name: 'agent_in_flight_tasks', help: 'Tasks being executed or dispatched now', registers });
+    this.fallbacks = new Counter({ name: 'agent_model_fallbacks_total', help: 'Fallbacks from one model to the next', labelNames: ['from', 'to'], registers });
+    this.httpRequests = new Histogram({
+      name: 'agent_http_request_duration_seconds',
+      help: 'HTTP API latency',
+      labelNames: ['route', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    });
+    this.jobs = new Counter({ name: 'agent_jobs_total', help: 'Jobs accepted on HTTP by outcome', labelNames: ['outcome'], registers });
+    this.dispatches = new Counter({ name: 'agent_dispatches_total', help: 'RPCs to peers by peer role and outcome', labelNames: ['peer', 'outcome'], registers });
+    this.redispatches = new Counter({ name: 'agent_redispatches_total', help: 'Tasks sent again to another peer', labelNames: ['reason'], registers });
+  }
+
+  setBreakerState(model: string, state: keyof typeof BREAKER_VALUE): void {
+    this.breakerState.set({ model }, BREAKER_VALUE[state]);
+    this.breakerTransitions.inc({ model, state });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

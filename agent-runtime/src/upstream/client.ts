@@ -1,0 +1,190 @@
+import { Pool, errors as undiciErrors } from 'undici';
+import { ChatMessage } from '../types';
+import { BadRequestError, ConnectionError, errorForStatus, parseRetryAfter, UpstreamError, UpstreamTimeoutError } from './errors';
+
+export interface ChatRequest {
+  readonly model: string;
+  readonly messages: readonly ChatMessage[];
+  readonly max_tokens?: number;
+  readonly temperature?: number;
+}
+
+export interface ChatResponse {
+  readonly id: string;
+  readonly model: string;
+  readonly content: string;
+  readonly finishReason?: string;
+  readonly usage: { readonly promptTokens: number; readonly completionTokens: number; readonly totalTokens: number };
+}
+
+export interface ChatChunk {
+  readonly delta: string;
+  readonly usage?: ChatResponse['usage'];
+}
+
+export interface UpstreamClientOptions {
+  /** e.g. http://127.0.0.1:8000/v1 */
+  readonly baseUrl: string;
+  readonly apiKey: string;
+  /** Keep-alive connections to the upstream. @default 64 */
+  readonly connections?: number;
+  /** Largest response body accepted. @default 4 MiB */
+  readonly maxResponseBytes?: number;
+}
+
+interface OpenAiCompletion {
+  id?: string;
+  model?: string;
+  choices?: Array<{ message?: { content?: string | null }; finish_reason?: string }>;
+  usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number };
+}
+
+/**
+ * An OpenAI-compatible chat client over one undici keep-alive pool.
+ * Every failure is one of the typed errors in ./errors.
+ */
+export class UpstreamClient {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly headers: Record<string, string>;
+  private readonly maxResponseBytes: number;
+
+  constructor(opts: UpstreamClientOptions) {
+    const url = new URL(opts.baseUrl);
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(url.origin, {
+      connections: opts.connections ?? 64,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: 5_000 },
+    });
+    this.headers = { authorization: `Bearer ${opts.apiKey}`, 'content-type': 'application/json', accept: 'application/json' };
+    this.maxResponseBytes = opts.maxResponseBytes ?? 4 * 1024 * 1024;
+  }
+
+  /** One chat completion. `timeoutMs` bounds this attempt; `signal` cancels it. */
+  async chat(req: ChatRequest, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ChatResponse> {
+    const body = await this.send({ ...req, stream: false }, opts);
+    let parsed: OpenAiCompletion;
+    try {
+      parsed = JSON.parse(body) as OpenAiCompletion;
+    } catch {
+      throw new BadRequestError('upstream returned a body that is not JSON', 200);
+    }
+    const choice = parsed.choices?.[0];
+    if (!choice || typeof choice.message?.content !== 'string') throw new BadRequestError('upstream response has no choices[0].message.content', 200);
+    const u = parsed.usage ?? {};
+    return {
+      id: parsed.id ?? '',
+      model: parsed.model ?? req.model,
+      content: choice.message.content,
+      finishReason: choice.finish_reason,
+      usage: {
+        promptTokens: u.prompt_tokens ?? 0,
+        completionTokens: u.completion_tokens ?? 0,
+        totalTokens: u.total_tokens ?? (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0),
+      },
+    };
+  }
+
+  /** A streamed chat completion (SSE), yielding content deltas and, last, the usage when sent. */
+  async *chatStream(req: ChatRequest, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): AsyncIterable<ChatChunk> {
+    const res = await this.open({ ...req, stream: true, stream_options: { include_usage: true } }, { ...opts, accept: 'text/event-stream' });
+    let buffer = '';
+    try {
+      for await (const chunk of res.body) {
+        buffer += (chunk as Buffer).toString('utf8');
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl).trim();
+          buffer = buffer.slice(nl + 1);
+          if (!line.startsWith('data:')) continue;
+          const data = line.slice(5).trim();
+          if (data === '[DONE]') return;
+          const evt = JSON.parse(data) as OpenAiCompletion & { choices?: Array<{ delta?: { content?: string } }> };
+          const delta = evt.choices?.[0]?.delta?.content ?? '';
+          const u = evt.usage;
+          yield {
+            delta,
+            usage: u
+              ? { promptTokens: u.prompt_tokens ?? 0, completionTokens: u.completion_tokens ?? 0, totalTokens: u.total_tokens ?? 0 }
+              : undefined,
+          };
+        }
+      }
+    } catch (e) {
+      throw toUpstreamError(e);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  private async open(payload: object, opts: { signal?: AbortSignal; timeoutMs?: number; accept?: string }) {
+    const timeout = opts.timeoutMs !== undefined ? AbortSignal.timeout(Math.max(1, opts.timeoutMs)) : undefined;
+    const signal = timeout && opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout ?? opts.signal;
+    let res;
+    try {
+      res = await this.pool.request({
+        method: 'POST',
+        path: `${this.basePath}/chat/completions`,
+        headers: opts.accept ? { ...this.headers, accept: opts.accept } : this.headers,
+        body: JSON.stringify(payload),
+        signal,
+      });
+    } catch (e) {
+      throw toUpstreamError(e, timeout?.aborted);
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    const text = await readLimited(res.body, 64 * 1024).catch(() => '');
+    throw errorForStatus(res.statusCode, upstreamMessage(text), parseRetryAfter(res.headers));
+  }
+
+  private async send(payload: object, opts: { signal?: AbortSignal; timeoutMs?: number }): Promise<string> {
+    const res = await this.open(payload, opts);
+    try {
+      return await readLimited(res.body, this.maxResponseBytes);
+    } catch (e) {
+      throw toUpstreamError(e);
+    }
+  }
+}
+
+async function readLimited(body: AsyncIterable<unknown> & { destroy?: () => void }, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > limit) {
+      body.destroy?.();
+      throw new BadRequestError(`upstream response larger than ${limit} bytes`, 200);
+    }
+    parts.push(b);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** The `error.message` of an OpenAI error body, or the raw text. */
+function upstreamMessage(text: string): string {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: string } | string; message?: string };
+    if (typeof j.error === 'string') return j.error;
+    return j.error?.message ?? j.message ?? text.slice(0, 500);
+  } catch {
+    return text.slice(0, 500) || '(empty body)';
+  }
+}
+
+function toUpstreamError(e: unknown, timedOut = false): UpstreamError {
+  if (e instanceof UpstreamError) return e;
+  const err = e as Error & { code?: string; name?: string };
+  if (timedOut || err.name === 'TimeoutError' || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    return new UpstreamTimeoutError('upstream attempt timed out');
+  }
+  if (err.name === 'AbortError' || err instanceof undiciErrors.RequestAbortedError) {
+    return new UpstreamTimeoutError('upstream attempt aborted');
+  }
+  return new ConnectionError(`upstream connection failed: ${err.code ?? err.name}: ${err.message}`);
+}
