@@ -1,6 +1,6 @@
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import { AgentConfig } from '../config';
-import { ContextOverflowError, fitToWindow } from '../context/window';
+import { ContextOverflowError, countTokens, fitToWindow } from '../context/window';
 import { costUsd } from '../cost';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
@@ -43,6 +43,8 @@ export class InferenceExecutor implements TaskExecutor {
       opts.random,
     );
     for (const model of this.policies.keys()) m.breakerState.set({ model }, 0);
+    // Load each tokenizer table now (~1 s) rather than on the first task.
+    for (const entry of Object.values(opts.config.catalog)) countTokens('', entry.tokenizer);
   }
 
   circuitStates(): Record<string, string> {
@@ -117,6 +119,7 @@ export class InferenceExecutor implements TaskExecutor {
         return this.success(finish, model, value);
       } catch (e) {
         attempts += attemptsOf(e);
+        if (signal?.aborted) return fail('cancelled', 'handed back: agent shutting down', model);
         const mapped = mapError(e);
         lastError = { ...mapped, model };
         if (!mapped.tryNext) return fail(mapped.code, mapped.message, model);

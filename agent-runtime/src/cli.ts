@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+import { startAgent } from './agent';
+import { ConfigError, loadRuntimeSettings } from './config';
+import { runLocalCli } from './local/launcher';
+import { runMockUpstreamCli } from './mock/cli';
+
+const USAGE = `agent-runtime <command>
+
+  serve           run one agent from the environment (AGENT_CONFIG_FILE, AGENT_ROLE, ...)
+  local           run a synthesized topology as local processes:
+                    --manifests dist/<topology>.k8s.yaml --upstream-url <url> [--replicas N]
+  mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
+`;
+
+async function serve(): Promise<void> {
+  let settings;
+  try {
+    settings = loadRuntimeSettings();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`agent-runtime: invalid configuration: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const agent = await startAgent(settings.config, settings.env);
+  const stop = () => {
+    void agent.shutdown().then(
+      () => process.exit(0),
+      (e: Error) => {
+        process.stderr.write(`agent-runtime: shutdown failed: ${e.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve();
+    case 'local':
+      return runLocalCli(rest);
+    case 'mock-upstream':
+      return runMockUpstreamCli(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`agent-runtime: unknown command '${command}'\n\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: Error) => {
+  process.stderr.write(`agent-runtime: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,11 @@
+export * from './types';
+export { AgentConfig, ConfigError, loadRuntimeSettings, validateAgentConfig, RuntimeEnv } from './config';
+export { startAgent, AgentHandle } from './agent';
+export { InferenceExecutor } from './inference/executor';
+export { UpstreamClient } from './upstream/client';
+export * from './upstream/errors';
+export { RuntimeMetrics } from './metrics';
+export { startMockUpstream, MockUpstream, MockBehaviour } from './mock/upstream';
+export { startLocalCluster, LocalCluster, LocalAgent, LocalClusterOptions, readRoles } from './local/launcher';
+export { fitToWindow, countTokens } from './context/window';
+export { costUsd } from './cost';

@@ -1,0 +1,254 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+}
+interface Manifest {
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  data?: Record<string, string>;
+  spec?: {
+    template?: {
+      spec?: {
+        containers?: Array<{ env?: EnvVar[]; volumeMounts?: Array<{ name: string; mountPath: string }> }>;
+        volumes?: Array<{ name: string; configMap?: { name: string } }>;
+      };
+    };
+  };
+}
+
+/** One role of the topology as the manifests describe it. */
+export interface LocalRole {
+  readonly name: string;
+  readonly namespace: string;
+  readonly env: readonly EnvVar[];
+  readonly configJson: string;
+  readonly entry: boolean;
+}
+
+export interface LocalAgent {
+  readonly role: string;
+  readonly replica: number;
+  readonly name: string;
+  readonly httpUrl: string;
+  readonly grpcAddress: string;
+  readonly process: ChildProcess;
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<number | string>;
+}
+
+export interface LocalClusterOptions {
+  /** Path to a synthesized `<topology>.k8s.yaml`. */
+  readonly manifests: string;
+  /** Base URL of the OpenAI-compatible upstream (ends in /v1). */
+  readonly upstreamUrl: string;
+  /** Processes per role. @default 1 */
+  readonly replicas?: number;
+  /** Replicas of particular roles, overriding `replicas`. */
+  readonly roleReplicas?: Readonly<Record<string, number>>;
+  /** Value for every secretKeyRef to the upstream key. @default process.env.UPSTREAM_API_KEY */
+  readonly apiKey?: string;
+  /** Endpoints that callers of a role see instead of its processes (e.g. a fault proxy). */
+  readonly peerEndpointOverrides?: Readonly<Record<string, readonly string[]>>;
+  /** Extra environment for the processes of a role (e.g. a smaller heap). */
+  readonly roleEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Extra environment for every process (e.g. LOG_LEVEL). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Where children's logs go. @default 'inherit' */
+  readonly logs?: 'inherit' | 'ignore';
+  /** How long to wait for every /readyz. @default 20000 */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface LocalCluster {
+  readonly entryUrl: string;
+  readonly agents: readonly LocalAgent[];
+  readonly roles: readonly LocalRole[];
+  agent(role: string, replica?: number): LocalAgent;
+  /** Sends `signal` to one agent process. */
+  kill(role: string, replica?: number, signal?: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+const CLI = path.resolve(__dirname, '..', 'cli.js');
+
+/** Reads the roles (Deployment + its ConfigMap) from a synthesized manifest file. */
+export function readRoles(file: string): LocalRole[] {
+  const docs = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJSON() as Manifest).filter(Boolean);
+  const configMaps = new Map(docs.filter((d) => d.kind === 'ConfigMap').map((d) => [d.metadata?.name, d]));
+  const roles: LocalRole[] = [];
+  for (const d of docs.filter((x) => x.kind === 'Deployment')) {
+    const name = d.metadata?.name ?? '';
+    const pod = d.spec?.template?.spec;
+    const container = pod?.containers?.[0];
+    const volume = pod?.volumes?.find((v) => v.configMap);
+    const cm = volume?.configMap ? configMaps.get(volume.configMap.name) : undefined;
+    const configJson = cm?.data?.['agent-config.json'];
+    if (!container || !configJson) throw new Error(`${file}: Deployment '${name}' has no container or no ConfigMap with agent-config.json`);
+    roles.push({ name, namespace: d.metadata?.namespace ?? 'default', env: container.env ?? [], configJson, entry: (JSON.parse(configJson) as { entry?: boolean }).entry === true });
+  }
+  if (roles.length === 0) throw new Error(`${file}: no Deployments found`);
+  return roles;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts every role of a synthesized topology as local processes, with the
+ * manifests' own env and ConfigMap, Service DNS names mapped to loopback
+ * ports. Resolves once every agent's /readyz answers 200.
+ */
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+  const roles = readRoles(opts.manifests);
+  const apiKey = opts.apiKey ?? process.env.UPSTREAM_API_KEY;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-local-'));
+  const plan: Array<{ role: LocalRole; replica: number; http: number; grpc: number }> = [];
+  for (const role of roles) {
+    const n = opts.roleReplicas?.[role.name] ?? opts.replicas ?? 1;
+    for (let i = 0; i < n; i++) plan.push({ role, replica: i, http: await freePort(), grpc: await freePort() });
+  }
+  const endpoints: Record<string, string[]> = {};
+  for (const role of roles) {
+    const host = `${role.name}-grpc.${role.namespace}.svc.cluster.local`;
+    endpoints[host] = opts.peerEndpointOverrides?.[role.name]
+      ? [...opts.peerEndpointOverrides[role.name]]
+      : plan.filter((p) => p.role === role).map((p) => `127.0.0.1:${p.grpc}`);
+  }
+
+  const agents: LocalAgent[] = [];
+  const baseEnv: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS)/.test(k)) baseEnv[k] = v;
+  }
+  for (const p of plan) {
+    const configFile = path.join(dir, `${p.role.name}.json`);
+    writeFileSync(configFile, p.role.configJson);
+    const env: NodeJS.ProcessEnv = { ...baseEnv };
+    const podName = `${p.role.name}-${p.replica}`;
+    for (const v of p.role.env) {
+      if (v.value !== undefined) env[v.name] = v.value;
+      else if (v.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[v.name] = podName;
+      else if (v.valueFrom?.secretKeyRef) {
+        if (apiKey === undefined) {
+          throw new Error(`${v.name} comes from Secret '${v.valueFrom.secretKeyRef.name}' (key '${v.valueFrom.secretKeyRef.key}'): set UPSTREAM_API_KEY in the environment for local mode`);
+        }
+        env[v.name] = apiKey;
+      } else throw new Error(`Deployment '${p.role.name}': env ${v.name} uses a source local mode cannot provide`);
+    }
+    Object.assign(env, {
+      HTTP_PORT: String(p.http),
+      GRPC_PORT: String(p.grpc),
+      AGENT_CONFIG_FILE: configFile,
+      AGENT_PEER_ENDPOINTS: JSON.stringify(endpoints),
+      ...(env.UPSTREAM_BASE_URL !== undefined ? { UPSTREAM_BASE_URL: opts.upstreamUrl } : {}),
+      ...(opts.env ?? {}),
+      ...(opts.roleEnv?.[p.role.name] ?? {}),
+    });
+    // Children log to stdout (pino); those lines go to our stderr so that our
+    // stdout carries only the `ready <url>` line scripts wait for.
+    const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-4000);
+      if (opts.logs !== 'ignore') process.stderr.write(c);
+    });
+    const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+    agents.push({ role: p.role.name, replica: p.replica, name: podName, httpUrl: `http://127.0.0.1:${p.http}`, grpcAddress: `127.0.0.1:${p.grpc}`, process: child, exited });
+    void exited.then((code) => {
+      if (code !== 0 && !stopping) bootErrors.push(`${podName} exited (${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    });
+  }
+  let stopping = false;
+  const bootErrors: string[] = [];
+
+  const stop = async () => {
+    stopping = true;
+    for (const a of agents) if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill('SIGTERM');
+    await Promise.race([Promise.all(agents.map((a) => a.exited)), new Promise((r) => setTimeout(r, 10000))]);
+    for (const a of agents) if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 20000);
+  const pending = new Set(agents);
+  while (pending.size > 0) {
+    if (bootErrors.length > 0) {
+      await stop();
+      throw new Error(`local cluster failed to boot: ${bootErrors.join('; ')}`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`local cluster not ready after ${opts.readyTimeoutMs ?? 20000} ms: ${[...pending].map((a) => a.name).join(', ')}`);
+    }
+    for (const a of [...pending]) {
+      try {
+        const res = await fetch(`${a.httpUrl}/readyz`);
+        if (res.status === 200) pending.delete(a);
+      } catch {
+        // not listening yet
+      }
+    }
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const entryRole = roles.find((r) => r.entry) ?? roles[0];
+  const find = (role: string, replica = 0) => {
+    const a = agents.find((x) => x.role === role && x.replica === replica);
+    if (!a) throw new Error(`no local agent ${role}#${replica}`);
+    return a;
+  };
+  return {
+    entryUrl: find(entryRole.name).httpUrl,
+    agents,
+    roles,
+    agent: find,
+    kill: (role, replica = 0, signal = 'SIGKILL') => find(role, replica).process.kill(signal),
+    stop,
+  };
+}
+
+/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N]` */
+export async function runLocalCli(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { manifests: { type: 'string' }, 'upstream-url': { type: 'string' }, replicas: { type: 'string', default: '1' } },
+  });
+  if (!values.manifests || !values['upstream-url']) {
+    process.stderr.write('agent-runtime local: --manifests <file> and --upstream-url <url> are required\n');
+    process.exit(2);
+  }
+  const replicas = Number(values.replicas);
+  if (!Number.isInteger(replicas) || replicas < 1) {
+    process.stderr.write(`agent-runtime local: --replicas must be a whole number >= 1, got '${values.replicas}'\n`);
+    process.exit(2);
+  }
+  let cluster: LocalCluster;
+  try {
+    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas });
+  } catch (e) {
+    process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`ready ${cluster.entryUrl}\n`);
+  const stop = () => void cluster.stop().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
