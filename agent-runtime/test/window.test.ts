@@ -1,0 +1,46 @@
+import { encode } from 'gpt-tokenizer/encoding/o200k_base';
+import { ContextOverflowError, countTokens, fitToWindow, MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS } from '../src/context/window';
+import { ChatMessage } from '../src/types';
+
+const turn = (i: number, words = 50): ChatMessage => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}: ` + 'lorem ipsum dolor '.repeat(words) });
+
+test('counts tokens with the real o200k tokenizer, not characters', () => {
+  const text = 'Kubernetes orchestrates containers.';
+  expect(countTokens(text, 'o200k_base')).toBe(encode(text).length);
+  expect(countTokens(text, 'o200k_base')).not.toBe(text.length);
+  expect(countTokens(text, 'cl100k_base')).toBeGreaterThan(0);
+});
+
+test('everything is kept when it fits', () => {
+  const msgs = [{ role: 'system' as const, content: 'be brief' }, turn(1), turn(2)];
+  const r = fitToWindow(msgs, { contextWindowTokens: 128000, reserveTokens: 4000, tokenizer: 'o200k_base' });
+  expect(r.messages).toEqual(msgs);
+  expect(r.dropped).toBe(0);
+  const expected = msgs.reduce((s, m) => s + countTokens(m.content, 'o200k_base') + MESSAGE_OVERHEAD_TOKENS, 0) + REPLY_PRIMING_TOKENS;
+  expect(r.promptTokens).toBe(expected);
+});
+
+test('the window keeps the system prompt and the newest turns, dropping the oldest', () => {
+  const system: ChatMessage = { role: 'system', content: 'You are the validation agent.' };
+  const msgs = [system, ...Array.from({ length: 40 }, (_, i) => turn(i))];
+  const perTurn = countTokens(turn(10).content, 'o200k_base') + MESSAGE_OVERHEAD_TOKENS;
+  const window = 2000;
+  const reserve = 300;
+  const r = fitToWindow(msgs, { contextWindowTokens: window, reserveTokens: reserve, maxTokens: 100, tokenizer: 'o200k_base' });
+  expect(r.messages[0]).toBe(system);
+  expect(r.messages[r.messages.length - 1]).toBe(msgs[msgs.length - 1]);
+  expect(r.promptTokens).toBeLessThanOrEqual(window - reserve - 100);
+  // it kept as many newest turns as fit, no fewer
+  const kept = r.messages.length - 1;
+  expect(kept).toBeGreaterThanOrEqual(Math.floor((window - reserve - 100 - 30) / perTurn) - 1);
+  expect(r.dropped).toBe(msgs.length - r.messages.length);
+  // kept turns are a contiguous newest suffix
+  const keptTurns = r.messages.slice(1);
+  expect(keptTurns).toEqual(msgs.slice(msgs.length - keptTurns.length));
+});
+
+test('overflow when the system prompt and the newest turn alone do not fit', () => {
+  const msgs = [{ role: 'system' as const, content: 'rules '.repeat(100) }, turn(1, 400)];
+  expect(() => fitToWindow(msgs, { contextWindowTokens: 1000, reserveTokens: 200, tokenizer: 'o200k_base' })).toThrow(ContextOverflowError);
+  expect(() => fitToWindow(msgs, { contextWindowTokens: 1000, reserveTokens: 200, tokenizer: 'o200k_base' })).toThrow(/newest turn \d+ tokens > budget/);
+});
