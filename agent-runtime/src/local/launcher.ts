@@ -78,7 +78,8 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-const CLI = path.resolve(__dirname, '..', 'cli.js');
+// Two levels below the package root in both src/ (tests) and dist/ (built).
+const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli.js');
 
 /** Reads the roles (Deployment + its ConfigMap) from a synthesized manifest file. */
 export function readRoles(file: string): LocalRole[] {
@@ -200,7 +201,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
     for (const a of [...pending]) {
       try {
-        const res = await fetch(`${a.httpUrl}/readyz`);
+        const res = await fetch(`${a.httpUrl}/readyz`, { headers: { connection: 'close' } });
         if (res.status === 200) pending.delete(a);
       } catch {
         // not listening yet
