@@ -1,0 +1,56 @@
+import { K8sObject } from './manifests';
+
+type Labels = Record<string, string>;
+interface Pod {
+  role: string;
+  namespace: string;
+  labels: Labels;
+}
+
+const matches = (selector: { matchLabels?: Labels } | undefined, labels: Labels) =>
+  Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+
+/** Does a NetworkPolicy peer (`from`/`to` entry) select this pod? ipBlocks never match pods here. */
+function peerSelects(peer: any, policyNs: string, pod: Pod, nsLabels: Record<string, Labels>): boolean {
+  if (peer.ipBlock) return false;
+  const nsOk = peer.namespaceSelector ? matches(peer.namespaceSelector, nsLabels[pod.namespace] ?? {}) : pod.namespace === policyNs;
+  const podOk = peer.podSelector ? matches(peer.podSelector, pod.labels) : true;
+  return nsOk && podOk;
+}
+
+function portAllowed(ports: any[] | undefined, port: number, portName: string): boolean {
+  if (!ports || ports.length === 0) return true;
+  return ports.some((p) => (p.protocol ?? 'TCP') === 'TCP' && (p.port === undefined || p.port === port || p.port === portName));
+}
+
+/**
+ * Computes from the NetworkPolicies alone which role may open TCP `port`
+ * to which role, the way Kubernetes does: a direction is open when no policy
+ * of that type selects the pod, or when some selecting policy has a rule
+ * admitting the peer; a connection needs the caller's egress AND the
+ * callee's ingress.
+ */
+export function reachableEdges(objs: K8sObject[], port = 50051, portName = 'grpc'): Set<string> {
+  const nsLabels: Record<string, Labels> = {};
+  for (const ns of objs.filter((o) => o.kind === 'Namespace')) nsLabels[ns.metadata.name] = { 'kubernetes.io/metadata.name': ns.metadata.name, ...(ns.metadata.labels ?? {}) };
+  const pods: Pod[] = objs
+    .filter((o) => o.kind === 'Deployment')
+    .map((d) => ({ role: d.metadata.name, namespace: d.metadata.namespace!, labels: d.spec.template.metadata.labels }));
+  const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
+
+  const allowed = (from: Pod, to: Pod, direction: 'Egress' | 'Ingress') => {
+    const subject = direction === 'Egress' ? from : to;
+    const other = direction === 'Egress' ? to : from;
+    const selecting = policies.filter((p) => p.metadata.namespace === subject.namespace && matches(p.spec.podSelector, subject.labels) && (p.spec.policyTypes ?? ['Ingress']).includes(direction));
+    if (selecting.length === 0) return true;
+    return selecting.some((p) =>
+      (direction === 'Egress' ? p.spec.egress : p.spec.ingress)?.some(
+        (rule: any) => portAllowed(rule.ports, port, portName) && (rule[direction === 'Egress' ? 'to' : 'from'] ?? [{}]).some((peer: any) => peerSelects(peer, p.metadata.namespace, other, nsLabels)),
+      ),
+    );
+  };
+
+  const edges = new Set<string>();
+  for (const a of pods) for (const b of pods) if (allowed(a, b, 'Egress') && allowed(a, b, 'Ingress')) edges.add(`${a.role}->${b.role}`);
+  return edges;
+}
