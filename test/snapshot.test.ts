@@ -1,0 +1,41 @@
+import { Testing } from 'cdk8s';
+import { AgentAutoscaler, AgentDeployment, AgentNamespace, PriorityClass } from '../src';
+import { synthTopology, TOPOLOGY_CHARTS } from './support/manifests';
+
+// Snapshots of the synthesized YAML are reviewed like code when they change;
+// the test task never rewrites them (projen UpdateSnapshot.NEVER).
+
+test.each(Object.keys(TOPOLOGY_CHARTS))('%s topology', (topology) => {
+  expect(synthTopology(topology)).toMatchSnapshot();
+});
+
+test('AgentNamespace with quota and limit range', () => {
+  const chart = Testing.chart();
+  new AgentNamespace(chart, 'ns', { name: 'agents', quota: { requestsCpu: '20', limitsMemory: '64Gi', pods: 100 }, limitRange: { maxMemory: '4Gi' } });
+  expect(Testing.synth(chart)).toMatchSnapshot();
+});
+
+test('AgentDeployment alone', () => {
+  const chart = Testing.chart();
+  new AgentDeployment(chart, 'summarizer', {
+    namespace: 'agents',
+    replicas: 2,
+    agentConfigJson: '{"role":"summarizer"}',
+    upstream: { baseUrl: 'https://llm.example.com/v1', apiKeySecretName: 'llm-key' },
+    resources: { memoryLimit: '2Gi' },
+  });
+  expect(Testing.synth(chart)).toMatchSnapshot();
+});
+
+test('AgentAutoscaler queue-depth preset', () => {
+  const chart = Testing.chart();
+  const d = new AgentDeployment(chart, 'task-executor', { agentConfigJson: '{}' });
+  new AgentAutoscaler(chart, 'hpa', { target: d, ...AgentAutoscaler.queueDepthSpec() });
+  expect(Testing.synth(chart).filter((o: { kind: string }) => o.kind === 'HorizontalPodAutoscaler')).toMatchSnapshot();
+});
+
+test('PriorityClass', () => {
+  const chart = Testing.chart();
+  new PriorityClass(chart, 'high-priority-agent', { value: 100000, description: 'orchestrators' });
+  expect(Testing.synth(chart)).toMatchSnapshot();
+});
