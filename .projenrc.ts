@@ -39,10 +39,6 @@ const project = new cdk8s.ConstructLibraryCdk8s({
       collectCoverage: false,
     },
   },
-  tsconfigDev: {
-    include: ['examples/**/*.ts', 'bench/**/*.ts'],
-    compilerOptions: {},
-  },
   eslintOptions: {
     dirs: ['src'],
     devdirs: ['test', 'examples', 'bench', 'build-tools', 'projenrc', '.projenrc.ts'],
@@ -65,7 +61,19 @@ project.npmignore?.addPatterns('/examples/', '/bench/', '/agent-runtime/', '/dis
 
 project.addTask('synth', {
   description: 'Synthesize the example topologies into dist/',
-  exec: 'cdk8s synth',
+  exec: 'cdk8s synth --check-upgrade=false',
+});
+project.addTask('demo', {
+  description: 'Run the hub-and-spoke example locally against the mock upstream and print results and cost',
+  exec: 'npm run build --workspace agent-runtime && ts-node --transpile-only bench/demo.ts',
+});
+project.addTask('bench', {
+  description: 'Benchmarks: ratios against baselines measured in the same run; writes bench/results.json',
+  exec: 'npm run build --workspace agent-runtime && ts-node --transpile-only bench/run.ts',
+});
+project.addTask('test:faults', {
+  description: 'The fault matrix: each fault injected into each topology run locally',
+  exec: 'npm run test:faults --workspace agent-runtime',
 });
 
 const buildRuntime = project.addTask('build:runtime', {

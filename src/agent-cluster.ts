@@ -60,6 +60,8 @@ export interface AgentClusterProps {
   readonly retryInitialDelayMs?: number;
   /** Largest backoff in ms. @default 5000 */
   readonly retryMaxDelayMs?: number;
+  /** Longest one upstream attempt may take, so a hung call leaves time to retry. @default 15000 */
+  readonly attemptTimeoutMs?: number;
   /** Tasks one job may hold. @default 10000 */
   readonly maxTasksPerJob?: number;
   /** Largest request body in bytes. @default 8388608 */
@@ -237,6 +239,7 @@ export class AgentCluster extends Construct {
         maxAttempts: props.retryMaxAttempts ?? 4,
         initialDelayMs: props.retryInitialDelayMs ?? 200,
         maxDelayMs: props.retryMaxDelayMs ?? 5000,
+        attemptTimeoutMs: props.attemptTimeoutMs ?? 15000,
       },
       models: { default: known[0] ?? models[0], allowed: known.length > 0 ? known : models },
       catalog,
@@ -289,7 +292,12 @@ export class AgentCluster extends Construct {
         const policyTypes = [...(ingress.length > 0 ? ['Ingress'] : []), ...(egress.length > 0 ? ['Egress'] : [])];
         new k8s.KubeNetworkPolicy(this, `${role}-policy`, {
           metadata: { name: `${role}-peers`, namespace: ns },
-          spec: { podSelector: roleSel(role), policyTypes, ingress: ingress.length > 0 ? ingress : undefined, egress: egress.length > 0 ? egress : undefined },
+          spec: {
+            podSelector: roleSel(role),
+            policyTypes,
+            ingress: ingress.length > 0 ? ingress : undefined,
+            egress: egress.length > 0 ? egress : undefined,
+          },
         });
       }
     }

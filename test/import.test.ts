@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Chart, Testing } from 'cdk8s';
 // Imported the way another app would: through the package's entry point only.
-import * as lib from '../src';
 import { buildExampleApp } from '../examples/topologies';
+import * as lib from '../src';
 
 test("another app's chart can compose the public API and synthesize it", () => {
   const app = new App({ outdir: mkdtempSync(path.join(os.tmpdir(), 'import-')) });

@@ -38,7 +38,7 @@ export interface AgentConfig {
   readonly concurrency: { readonly maxInFlightTasks: number };
   readonly deadlines: { readonly defaultMs: number; readonly maxMs: number };
   readonly drain: { readonly gracePeriodMs: number };
-  readonly retry: { readonly maxAttempts: number; readonly initialDelayMs: number; readonly maxDelayMs: number };
+  readonly retry: { readonly maxAttempts: number; readonly initialDelayMs: number; readonly maxDelayMs: number; readonly attemptTimeoutMs?: number };
   readonly models: { readonly default: string; readonly allowed: readonly string[] };
   readonly catalog: Readonly<Record<string, ModelEntry>>;
   readonly limits: { readonly maxTasksPerJob: number; readonly maxRequestBytes: number };

@@ -42,5 +42,11 @@ test('the window keeps the system prompt and the newest turns, dropping the olde
 test('overflow when the system prompt and the newest turn alone do not fit', () => {
   const msgs = [{ role: 'system' as const, content: 'rules '.repeat(100) }, turn(1, 400)];
   expect(() => fitToWindow(msgs, { contextWindowTokens: 1000, reserveTokens: 200, tokenizer: 'o200k_base' })).toThrow(ContextOverflowError);
-  expect(() => fitToWindow(msgs, { contextWindowTokens: 1000, reserveTokens: 200, tokenizer: 'o200k_base' })).toThrow(/newest turn \d+ tokens > budget/);
+  expect(() => fitToWindow(msgs, { contextWindowTokens: 1000, reserveTokens: 200, tokenizer: 'o200k_base' })).toThrow(/newest turn more than 797 tokens > budget 797/);
+});
+
+test('an oversized prompt is rejected without encoding all of it', () => {
+  const huge: ChatMessage = { role: 'user', content: 'token '.repeat(2_000_000) }; // ~12 MB, ~2 M tokens
+  // "more than <budget>" is only reported when counting stopped at the budget
+  expect(() => fitToWindow([huge], { contextWindowTokens: 128000, reserveTokens: 4000, tokenizer: 'o200k_base' })).toThrow(/newest turn more than 123997 tokens/);
 });

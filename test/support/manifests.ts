@@ -4,7 +4,12 @@ import Ajv from 'ajv';
 import { App, Chart, Testing } from 'cdk8s';
 import { hierarchicalChart, hubAndSpokeChart, meshChart } from '../../examples/topologies';
 
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: any;
+};
 
 export const TOPOLOGY_CHARTS: Record<string, (app: App) => Chart> = {
   'hub-and-spoke': hubAndSpokeChart,

@@ -1,6 +1,6 @@
 import { ChatMessage } from '../types';
 
-type Encoder = { encode(text: string): number[]; countTokens?(text: string): number };
+type Encoder = { encode(text: string): number[]; countTokens?(text: string): number; isWithinTokenLimit(text: string, limit: number): false | number };
 
 // Encodings are large tables: load each at most once, and only when a model uses it.
 const encoders = new Map<string, Encoder>();
@@ -31,6 +31,17 @@ export function messageTokens(m: ChatMessage, tokenizer: string): number {
   return countTokens(m.content, tokenizer) + MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
 }
 
+/**
+ * Like messageTokens, but stops encoding once `limit` is passed and returns
+ * Infinity: an oversized prompt costs no more memory than the budget.
+ */
+function messageTokensUpTo(m: ChatMessage, tokenizer: string, limit: number): number {
+  const overhead = MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
+  if (limit < overhead) return Infinity;
+  const n = encoder(tokenizer).isWithinTokenLimit(m.content, limit - overhead);
+  return n === false ? Infinity : n + overhead;
+}
+
 export class ContextOverflowError extends Error {
   constructor(message: string) {
     super(message);
@@ -55,7 +66,7 @@ export function fitToWindow(
   opts: { contextWindowTokens: number; reserveTokens: number; maxTokens?: number; tokenizer: string },
 ): WindowResult {
   const budget = opts.contextWindowTokens - opts.reserveTokens - (opts.maxTokens ?? 0) - REPLY_PRIMING_TOKENS;
-  const costs = messages.map((m) => messageTokens(m, opts.tokenizer));
+  const costs = messages.map((m) => messageTokensUpTo(m, opts.tokenizer, Math.max(0, budget)));
   let systemTokens = 0;
   messages.forEach((m, i) => {
     if (m.role === 'system') systemTokens += costs[i];
@@ -78,10 +89,10 @@ export function fitToWindow(
     const lastTurn = messages.reduce((acc, m, i) => (m.role !== 'system' ? i : acc), -1);
     const newest = costs[lastTurn];
     throw new ContextOverflowError(
-      `prompt does not fit: system ${systemTokens} + newest turn ${newest} tokens > budget ${budget} (window ${opts.contextWindowTokens} - reserve ${opts.reserveTokens} - max_tokens ${opts.maxTokens ?? 0})`,
+      `prompt does not fit: system ${systemTokens} + newest turn ${Number.isFinite(newest) ? newest : `more than ${budget}`} tokens > budget ${budget} (window ${opts.contextWindowTokens} - reserve ${opts.reserveTokens} - max_tokens ${opts.maxTokens ?? 0})`,
     );
   }
-  if (systemTokens > budget) throw new ContextOverflowError(`system prompt alone is ${systemTokens} tokens > budget ${budget}`);
+  if (systemTokens > budget) throw new ContextOverflowError(`system prompt alone is more than the budget of ${budget} tokens`);
   const kept = messages.filter((_, i) => keep[i]);
   return { messages: kept, promptTokens: used + REPLY_PRIMING_TOKENS, dropped: messages.length - kept.length };
 }

@@ -120,7 +120,7 @@ export class ModelPolicy {
         const left = deadlineAt - Date.now();
         if (left <= 0) throw new DeadlineExceededError(`deadline passed after ${attempts} attempt(s) on ${this.model}`);
         attempts += 1;
-        return attempt(left, s);
+        return attempt(Math.min(left, this.retryConfig.attemptTimeoutMs ?? left), s);
       }, signal);
       return { value, attempts };
     } catch (e) {
