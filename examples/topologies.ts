@@ -1,8 +1,11 @@
 import { App, Chart, YamlOutputType } from 'cdk8s';
-import { AgentCluster, AgentRoleSpec, Topology, WorkerKind } from '../src';
+import { AgentCluster, AgentClusterProps, AgentRoleSpec, Topology, WorkerKind } from '../src';
 
 // The reference deployment's five agents, in each of the three topologies.
 // Each topology gets its own namespace so all three can be applied side by side.
+
+/** Settings a variant of the example may change (the fault harness tightens timeouts). */
+export type ExampleOverrides = Partial<Omit<AgentClusterProps, 'topology' | 'upstream'>>;
 
 const UPSTREAM = {
   baseUrl: 'https://llm-gateway.example.com/v1',
@@ -19,27 +22,29 @@ const workers: AgentRoleSpec[] = [
 ];
 
 /** hub-and-spoke: the coordinator calls each of the four workers. */
-export function hubAndSpokeChart(app: App): Chart {
+export function hubAndSpokeChart(app: App, overrides: ExampleOverrides = {}): Chart {
   const chart = new Chart(app, 'hub-and-spoke');
   new AgentCluster(chart, 'agents-hub', {
     topology: Topology.hubAndSpoke({ coordinator, workers }),
     upstream: UPSTREAM,
+    ...overrides,
   });
   return chart;
 }
 
 /** mesh: all five agents are peers; the coordinator is the entry point. */
-export function meshChart(app: App): Chart {
+export function meshChart(app: App, overrides: ExampleOverrides = {}): Chart {
   const chart = new Chart(app, 'mesh');
   new AgentCluster(chart, 'agents-mesh', {
     topology: Topology.mesh({ peers: [coordinator, ...workers], entry: 'coordinator' }),
     upstream: UPSTREAM,
+    ...overrides,
   });
   return chart;
 }
 
 /** hierarchical: coordinator → two supervisors → their workers. */
-export function hierarchicalChart(app: App): Chart {
+export function hierarchicalChart(app: App, overrides: ExampleOverrides = {}): Chart {
   const chart = new Chart(app, 'hierarchical');
   new AgentCluster(chart, 'agents-hierarchical', {
     topology: Topology.hierarchical({
@@ -56,15 +61,16 @@ export function hierarchicalChart(app: App): Chart {
       ],
     }),
     upstream: UPSTREAM,
+    ...overrides,
   });
   return chart;
 }
 
 /** The example app: one file per topology in `outdir`. */
-export function buildExampleApp(outdir: string = 'dist'): App {
+export function buildExampleApp(outdir: string = 'dist', overrides: ExampleOverrides = {}): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
-  hubAndSpokeChart(app);
-  meshChart(app);
-  hierarchicalChart(app);
+  hubAndSpokeChart(app, overrides);
+  meshChart(app, overrides);
+  hierarchicalChart(app, overrides);
   return app;
 }

@@ -58,6 +58,11 @@ export interface LocalClusterOptions {
   readonly apiKey?: string;
   /** Endpoints that callers of a role see instead of its processes (e.g. a fault proxy). */
   readonly peerEndpointOverrides?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Rewrites the address callers use for one process (e.g. to put a fault
+   * proxy in the path). Called once per process with its real gRPC address.
+   */
+  readonly endpointFor?: (role: string, replica: number, address: string) => string | Promise<string>;
   /** Extra environment for the processes of a role (e.g. a smaller heap). */
   readonly roleEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** Extra environment for every process (e.g. LOG_LEVEL). */
@@ -128,9 +133,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const endpoints: Record<string, string[]> = {};
   for (const role of roles) {
     const host = `${role.name}-grpc.${role.namespace}.svc.cluster.local`;
-    endpoints[host] = opts.peerEndpointOverrides?.[role.name]
-      ? [...opts.peerEndpointOverrides[role.name]]
-      : plan.filter((p) => p.role === role).map((p) => `127.0.0.1:${p.grpc}`);
+    if (opts.peerEndpointOverrides?.[role.name]) {
+      endpoints[host] = [...opts.peerEndpointOverrides[role.name]];
+      continue;
+    }
+    endpoints[host] = [];
+    for (const p of plan.filter((x) => x.role === role)) {
+      const real = `127.0.0.1:${p.grpc}`;
+      endpoints[host].push(opts.endpointFor ? await opts.endpointFor(role.name, p.replica, real) : real);
+    }
   }
 
   const agents: LocalAgent[] = [];

@@ -7,20 +7,23 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const TOPOLOGIES = ['hub-and-spoke', 'mesh', 'hierarchical'] as const;
 export type TopologyName = (typeof TOPOLOGIES)[number];
 
-let synthDir: string | undefined;
+const synthDirs = new Map<string, string>();
 /**
  * Synthesizes the example topologies with the construct library (the
  * repository's own example app) into a temp dir, once per test file, so the
  * runtime is always tested against what the constructs produce today.
  */
-export function synthesizedManifests(): Record<TopologyName, string> {
+export function synthesizedManifests(overrides: Record<string, unknown> = {}): Record<TopologyName, string> {
+  const key = JSON.stringify(overrides);
+  let synthDir = synthDirs.get(key);
   if (!synthDir) {
     synthDir = mkdtempSync(path.join(os.tmpdir(), 'agent-synth-'));
     execFileSync(process.execPath, [require.resolve('ts-node/dist/bin.js'), '--transpile-only', 'examples/main.ts'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, CDK8S_OUTDIR: synthDir },
+      env: { ...process.env, CDK8S_OUTDIR: synthDir, AGENT_EXAMPLE_OVERRIDES: key },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
+    synthDirs.set(key, synthDir);
   }
   const out = {} as Record<TopologyName, string>;
   for (const t of TOPOLOGIES) {
