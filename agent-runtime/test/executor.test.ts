@@ -150,3 +150,12 @@ test('with 20 % of calls failing transiently, 1,000 tasks all succeed', async ()
   expect(results.filter((r) => r.ok)).toHaveLength(1000);
   expect(mock.stats().byStatus['503']).toBeGreaterThan(150); // the faults really happened
 });
+
+test("fallbacks from the catalog slice are used even when the role's allowed list names only its default", async () => {
+  const ex = executor(workerConfig({ models: { default: 'gpt-4.1', allowed: ['gpt-4.1'] }, retry: { maxAttempts: 1, initialDelayMs: 0, maxDelayMs: 0 } }));
+  mock.setBehaviour({ failModels: { 'gpt-4.1': 503 } });
+  const r = await ex.execute(task('o'), inMs(5000));
+  expect(r.ok).toBe(true);
+  expect(r.model).toBe('claude-sonnet-4.5');
+  expect(r.attempts).toBe(2);
+});

