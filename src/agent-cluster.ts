@@ -1,8 +1,9 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { AgentAutoscaler, AutoscalingSpec } from './agent-autoscaler';
-import { AgentDeployment, AgentUpstream } from './agent-deployment';
+import { AgentDeployment, AgentDeploymentProps, AgentUpstream } from './agent-deployment';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
+import { renderedConfigProps } from './internal';
 import { AgentKind, WorkerKind } from './agent-role';
 import { GRPC_PORT, HTTP_PORT, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
 import { ModelCatalog } from './model-catalog';
@@ -75,6 +76,7 @@ export interface AgentClusterProps {
 }
 
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
+const PEERS_PLACEHOLDER = '__agent_cluster_peers__';
 
 /**
  * A complete multi-agent system from a topology: namespace, per-role
@@ -92,6 +94,7 @@ export class AgentCluster extends Construct {
   public readonly catalog: ModelCatalog;
   private readonly agents = new Map<string, AgentDeployment>();
   private readonly capacities = new Map<string, { replicas: number; inFlight: number }>();
+  private readonly peersJsonCache = new Map<string, string>();
 
   constructor(scope: Construct, id: string, props: AgentClusterProps) {
     super(scope, id);
@@ -161,7 +164,7 @@ export class AgentCluster extends Construct {
 
       const callsUpstream = r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER;
       const highPriority = r.kind === AgentKind.COORDINATOR || r.kind === AgentKind.SUPERVISOR;
-      const agent = new AgentDeployment(this, role, {
+      const deploymentProps: AgentDeploymentProps = {
         role,
         clusterName: this.name,
         component: r.kind,
@@ -175,7 +178,9 @@ export class AgentCluster extends Construct {
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
-      });
+      };
+      renderedConfigProps.add(deploymentProps);
+      const agent = new AgentDeployment(this, role, deploymentProps);
       this.agents.set(role, agent);
       if (autoscaling) new AgentAutoscaler(this, `${role}-autoscaler`, { ...autoscaling, target: agent });
     }
@@ -212,7 +217,7 @@ export class AgentCluster extends Construct {
     sizes: { fanOut: number; inFlight: number; drainSeconds: number },
   ): string {
     const role = r.spec.name;
-    const kindOf = (name: string) => this.topology.roles.find((x) => x.spec.name === name)!.kind;
+    const kindOf = (name: string) => this.topology.roleNamed(name)!.kind;
     const known = models.filter((m) => this.catalog.has(m));
     const catalog: Record<string, ResolvedModel> = {};
     for (const id of this.catalog._closure(known)) catalog[id] = this.catalog._resolve(id);
@@ -225,12 +230,7 @@ export class AgentCluster extends Construct {
       kind: r.kind,
       ...(r.spec.workerKind ? { workerKind: r.spec.workerKind } : {}),
       entry: r.entry,
-      peers: this.topology.calleesOf(role).map((c) => ({
-        role: c,
-        kind: kindOf(c),
-        address: `${c}-grpc.${this.namespace}.svc.cluster.local:${GRPC_PORT}`,
-        maxInFlightTasks: this.capacities.get(c)!.inFlight,
-      })),
+      peers: PEERS_PLACEHOLDER,
       fanOut: { concurrency: sizes.fanOut },
       concurrency: { maxInFlightTasks: sizes.inFlight },
       deadlines: { defaultMs: props.defaultDeadlineMs ?? 30000, maxMs: props.maxDeadlineMs ?? 120000 },
@@ -245,7 +245,23 @@ export class AgentCluster extends Construct {
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
     };
-    return JSON.stringify(config, null, 2);
+    // Every member of a mesh has the same peer list, n entries long: render
+    // it once per distinct callee set and splice it in, so synth stays
+    // linear in the output instead of re-serializing n² entries.
+    const callees = this.topology.calleesOf(role);
+    const key = callees.join(',');
+    let peersJson = this.peersJsonCache.get(key);
+    if (peersJson === undefined) {
+      const peers = callees.map((c) => ({
+        role: c,
+        kind: kindOf(c),
+        address: `${c}-grpc.${this.namespace}.svc.cluster.local:${GRPC_PORT}`,
+        maxInFlightTasks: this.capacities.get(c)!.inFlight,
+      }));
+      peersJson = JSON.stringify(peers, null, 2).replace(/\n/g, '\n  ');
+      this.peersJsonCache.set(key, peersJson);
+    }
+    return JSON.stringify(config, null, 2).replace(`"${PEERS_PLACEHOLDER}"`, () => peersJson!);
   }
 
   /**

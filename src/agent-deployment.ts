@@ -1,6 +1,7 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { renderedConfigProps } from './internal';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { parseQuantity } from './quantity';
 
@@ -322,10 +323,12 @@ export class AgentDeployment extends Construct {
           }
         }
         if (!(drainSeconds >= 0)) errors.push(fail('drainSeconds', `${drainSeconds} is negative`, 'set 0 or more seconds'));
-        try {
-          JSON.parse(props.agentConfigJson);
-        } catch (e) {
-          errors.push(fail('agentConfigJson', `not valid JSON (${(e as Error).message})`, 'pass the config rendered by AgentCluster or valid JSON'));
+        if (!renderedConfigProps.has(props)) {
+          try {
+            JSON.parse(props.agentConfigJson);
+          } catch (e) {
+            errors.push(fail('agentConfigJson', `not valid JSON (${(e as Error).message})`, 'pass the config rendered by AgentCluster or valid JSON'));
+          }
         }
         for (const [i, r] of (props.apiAccess ?? []).entries()) {
           const verbs = r.verbs ?? ['get'];

@@ -122,12 +122,33 @@ export class Topology {
 
   /** Names of the roles `role` calls. */
   public calleesOf(role: string): string[] {
-    return this.edges.filter((e) => e.from === role).map((e) => e.to);
+    return [...(this.adjacency().out.get(role) ?? [])];
   }
 
   /** Names of the roles that call `role`. */
   public callersOf(role: string): string[] {
-    return this.edges.filter((e) => e.to === role).map((e) => e.from);
+    return [...(this.adjacency().in.get(role) ?? [])];
+  }
+
+  /** The role of a name. */
+  public roleNamed(name: string): TopologyRole | undefined {
+    return this.adjacency().byName.get(name);
+  }
+
+  // Built once: a mesh of n roles has n² edges, so per-role scans of the
+  // edge list would make synth cubic.
+  private index?: { out: Map<string, string[]>; in: Map<string, string[]>; byName: Map<string, TopologyRole> };
+  private adjacency() {
+    if (!this.index) {
+      const out = new Map<string, string[]>();
+      const inn = new Map<string, string[]>();
+      for (const e of this.edges) {
+        (out.get(e.from) ?? out.set(e.from, []).get(e.from)!).push(e.to);
+        (inn.get(e.to) ?? inn.set(e.to, []).get(e.to)!).push(e.from);
+      }
+      this.index = { out, in: inn, byName: new Map(this.roles.map((r) => [r.spec.name, r])) };
+    }
+    return this.index;
   }
 }
 
