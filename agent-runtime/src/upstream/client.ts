@@ -89,7 +89,7 @@ export class UpstreamClient {
 
   /** A streamed chat completion (SSE), yielding content deltas and, last, the usage when sent. */
   async *chatStream(req: ChatRequest, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): AsyncIterable<ChatChunk> {
-    const res = await this.open({ ...req, stream: true, stream_options: { include_usage: true } }, { ...opts, accept: 'text/event-stream' });
+    const { res, done, timedOut } = await this.open({ ...req, stream: true, stream_options: { include_usage: true } }, { ...opts, accept: 'text/event-stream' });
     let buffer = '';
     try {
       for await (const chunk of res.body) {
@@ -113,7 +113,9 @@ export class UpstreamClient {
         }
       }
     } catch (e) {
-      throw toUpstreamError(e);
+      throw toUpstreamError(e, timedOut());
+    } finally {
+      done();
     }
   }
 
@@ -121,9 +123,28 @@ export class UpstreamClient {
     await this.pool.close();
   }
 
+  /**
+   * Starts a request. One AbortController per attempt carries both the
+   * caller's cancel signal and the attempt timeout (a plain timer: undici's
+   * own timeouts are coarse, and AbortSignal.any is costly on Node 20).
+   * `done()` must be called once the body is consumed.
+   */
   private async open(payload: object, opts: { signal?: AbortSignal; timeoutMs?: number; accept?: string }) {
-    const timeout = opts.timeoutMs !== undefined ? AbortSignal.timeout(Math.max(1, opts.timeoutMs)) : undefined;
-    const signal = timeout && opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout ?? opts.signal;
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => {
+          timedOut = true;
+          ac.abort();
+        }, Math.max(1, opts.timeoutMs))
+        : undefined;
+    const onCancel = () => ac.abort();
+    opts.signal?.addEventListener('abort', onCancel, { once: true });
+    const done = () => {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onCancel);
+    };
     let res;
     try {
       res = await this.pool.request({
@@ -131,22 +152,26 @@ export class UpstreamClient {
         path: `${this.basePath}/chat/completions`,
         headers: opts.accept ? { ...this.headers, accept: opts.accept } : this.headers,
         body: JSON.stringify(payload),
-        signal,
+        signal: ac.signal,
       });
     } catch (e) {
-      throw toUpstreamError(e, timeout?.aborted);
+      done();
+      throw toUpstreamError(e, timedOut);
     }
-    if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    if (res.statusCode >= 200 && res.statusCode < 300) return { res, done, timedOut: () => timedOut };
     const text = await readLimited(res.body, 64 * 1024).catch(() => '');
+    done();
     throw errorForStatus(res.statusCode, upstreamMessage(text), parseRetryAfter(res.headers));
   }
 
   private async send(payload: object, opts: { signal?: AbortSignal; timeoutMs?: number }): Promise<string> {
-    const res = await this.open(payload, opts);
+    const { res, done, timedOut } = await this.open(payload, opts);
     try {
       return await readLimited(res.body, this.maxResponseBytes);
     } catch (e) {
-      throw toUpstreamError(e);
+      throw toUpstreamError(e, timedOut());
+    } finally {
+      done();
     }
   }
 }

@@ -1,0 +1,199 @@
+import { Construct } from 'constructs';
+import { AgentCluster, ModelCatalog, Topology } from '../src';
+import { InferenceExecutor, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
+import pino from 'pino';
+import { load, pct, poster, round, synthToFile } from './support';
+
+const API_KEY = 'sk-bench-0123456789';
+const upstream = { baseUrl: 'https://llm.example.com/v1', apiKeySecretName: 'upstream-api-key' };
+const chat = (i: number) => ({ model: 'gpt-4.1', messages: [{ role: 'user', content: `benchmark task ${i}` }] });
+
+/** A hub with `workers` worker roles, sized for load (no HPA, wide in-flight limits). */
+function hubManifest(workers: number, inFlight = 256): string {
+  return synthToFile('hub', (chart: Construct) => {
+    new AgentCluster(chart, 'bench', {
+      topology: Topology.hubAndSpoke({
+        coordinator: { name: 'coordinator', disableAutoscaling: true, replicas: 1, fanOutConcurrency: 64 },
+        workers: Array.from({ length: workers }, (_, i) => ({ name: `worker-${i}`, replicas: 1 })),
+      }),
+      upstream,
+      maxInFlightTasks: inFlight,
+    });
+  });
+}
+
+/** One job of one task through the entry agent vs one call to the mock, p50/p99 at concurrency 1 and 64. */
+export async function benchOverhead() {
+  const mock = await startMockUpstream({ apiKey: API_KEY });
+  const cluster = await startLocalCluster({ manifests: hubManifest(1), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+  const rows = [];
+  try {
+    const direct = poster(mock.url.replace(/\/v1$/, ''), 64);
+    const entry = poster(cluster.entryUrl, 64);
+    const callDirect = (i: number) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` });
+    const callEntry = async (i: number) => {
+      const res = await entry.post('/v1/jobs', { tasks: [{ prompt: `benchmark task ${i}` }] });
+      if (res.success_rate !== 1) throw new Error(`job failed: ${JSON.stringify(res.results[0].error)}`);
+    };
+    for (const [concurrency, total] of [
+      [1, 400],
+      [64, 4000],
+    ]) {
+      await load(200, concurrency, callDirect); // warm-up
+      await load(200, concurrency, callEntry);
+      const d = await load(total, concurrency, callDirect);
+      const e = await load(total, concurrency, callEntry);
+      rows.push({
+        concurrency,
+        requests: total,
+        directP50ms: round(pct(d.latencies, 50), 3),
+        entryP50ms: round(pct(e.latencies, 50), 3),
+        addedP50ms: round(pct(e.latencies, 50) - pct(d.latencies, 50), 3),
+        directP99ms: round(pct(d.latencies, 99), 3),
+        entryP99ms: round(pct(e.latencies, 99), 3),
+        p99Ratio: round(pct(e.latencies, 99) / pct(d.latencies, 99)),
+      });
+    }
+    await direct.close();
+    await entry.close();
+  } finally {
+    await cluster.stop();
+    await mock.close();
+  }
+  return rows;
+}
+
+/** 10,000 single-call tasks through a hub with 2 workers vs direct calls at the same concurrency. */
+export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
+  const mock = await startMockUpstream({ apiKey: API_KEY });
+  const cluster = await startLocalCluster({ manifests: hubManifest(2), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+  try {
+    const direct = poster(mock.url.replace(/\/v1$/, ''), concurrency);
+    const d = await load(totalTasks, concurrency, (i) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` }));
+    await direct.close();
+    // Jobs of 100 tasks; the coordinator keeps 64 in flight per job, so one job at a time gives the same concurrency.
+    const entry = poster(cluster.entryUrl, 4);
+    const perJob = 100;
+    const jobs = totalTasks / perJob;
+    let ok = 0;
+    const e = await load(jobs, 1, async (j) => {
+      const res = await entry.post('/v1/jobs', { tasks: Array.from({ length: perJob }, (_, i) => ({ prompt: `job ${j} task ${i}` })) });
+      ok += res.results.filter((r: { ok: boolean }) => r.ok).length;
+    });
+    await entry.close();
+    const directRate = totalTasks / (d.wallMs / 1000);
+    const entryRate = totalTasks / (e.wallMs / 1000);
+    return [{ tasks: totalTasks, concurrency, directTasksPerS: round(directRate, 0), hubTasksPerS: round(entryRate, 0), ratio: round(entryRate / directRate), succeeded: ok }];
+  } finally {
+    await cluster.stop();
+    await mock.close();
+  }
+}
+
+/** A 100-task job per topology with a fixed mock latency, vs latency × waves. */
+export async function benchCoordination(manifests: Record<string, string>, latencyMs = 50, taskCount = 100) {
+  const rows = [];
+  for (const [topology, file] of Object.entries(manifests)) {
+    const mock = await startMockUpstream({ apiKey: API_KEY, latencyMs });
+    const cluster = await startLocalCluster({ manifests: file, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+    try {
+      const entryConfig = JSON.parse(readRoles(file).find((r: { entry: boolean }) => r.entry)!.configJson);
+      const fanOut = entryConfig.fanOut.concurrency;
+      const entry = poster(cluster.entryUrl, 2);
+      const job = { tasks: Array.from({ length: taskCount }, (_, i) => ({ prompt: `coordination ${i}` })) };
+      await entry.post('/v1/jobs', job); // warm-up
+      const times = [];
+      for (let r = 0; r < 3; r++) {
+        const t0 = performance.now();
+        const res = await entry.post('/v1/jobs', job);
+        times.push(performance.now() - t0);
+        if (res.success_rate !== 1) throw new Error(`${topology}: job not fully successful`);
+      }
+      await entry.close();
+      const ideal = latencyMs * Math.ceil(taskCount / fanOut);
+      const best = Math.min(...times);
+      rows.push({ topology, tasks: taskCount, fanOut, mockLatencyMs: latencyMs, idealMs: ideal, measuredMs: round(best, 1), ratio: round(best / ideal), overheadPerWaveMs: round((best - ideal) / Math.ceil(taskCount / fanOut), 2) });
+    } finally {
+      await cluster.stop();
+      await mock.close();
+    }
+  }
+  return rows;
+}
+
+/** Throughput of InferenceExecutor (retry + breaker + bulkhead + timeout) vs the bare client, nothing failing. */
+export async function benchResilience(total = 20_000, concurrency = 64) {
+  const mock = await startMockUpstream({ apiKey: API_KEY });
+  const client = new UpstreamClient({ baseUrl: mock.url, apiKey: API_KEY, connections: concurrency });
+  const config = validateAgentConfig(JSON.parse(readRoles(hubManifest(1)).find((r: { name: string }) => r.name === 'worker-0')!.configJson));
+  const executor = new InferenceExecutor({ config: { ...config, concurrency: { maxInFlightTasks: 1000 } }, client, metrics: new RuntimeMetrics(), logger: pino({ level: 'silent' }), agentId: 'bench' });
+  try {
+    const bare = async (i: number) => {
+      await client.chat(chat(i) as never, { timeoutMs: 30_000 });
+    };
+    const guarded = async (i: number) => {
+      const r = await executor.execute({ id: `t${i}`, messages: chat(i).messages as never }, Date.now() + 30_000);
+      if (!r.ok) throw new Error(r.error!.message);
+    };
+    await load(2000, concurrency, bare);
+    await load(2000, concurrency, guarded);
+    const b = await load(total, concurrency, bare);
+    const g = await load(total, concurrency, guarded);
+    const bareRate = total / (b.wallMs / 1000);
+    const guardedRate = total / (g.wallMs / 1000);
+    return [{ calls: total, concurrency, bareCallsPerS: round(bareRate, 0), withPoliciesCallsPerS: round(guardedRate, 0), ratio: round(guardedRate / bareRate) }];
+  } finally {
+    await client.close();
+    await mock.close();
+  }
+}
+
+/** Heap and RSS of one worker holding 2,000 tasks in flight (the mock holds every call open), minus idle. */
+export async function benchMemory(inFlight = 2000) {
+  const mock = await startMockUpstream({ apiKey: API_KEY, latencyMs: 60_000 });
+  const file = synthToFile('mem', (chart: Construct) => {
+    new AgentCluster(chart, 'bench', {
+      topology: Topology.hubAndSpoke({ coordinator: { name: 'coordinator', disableAutoscaling: true, replicas: 1 }, workers: [{ name: 'worker', replicas: 1 }] }),
+      upstream,
+      maxInFlightTasks: inFlight + 100,
+      // every task holds an upstream call open: lift the per-model bulkhead above the load
+      catalog: ModelCatalog.defaults().withModel({ ...ModelCatalog.defaults().spec('gpt-4.1'), maxConcurrency: inFlight + 100 }),
+      defaultDeadlineMs: 120_000,
+      maxDeadlineMs: 120_000,
+    });
+  });
+  const cluster = await startLocalCluster({ manifests: file, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+  const worker = cluster.agent('worker');
+  const gauge = async () => {
+    const text = await (await fetch(`${worker.httpUrl}/metrics`, { headers: { connection: 'close' } })).text();
+    const read = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text)![1]);
+    return { heap: read('nodejs_heap_size_used_bytes'), rss: read('process_resident_memory_bytes'), inFlight: read('agent_in_flight_tasks') };
+  };
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    const idle = await gauge();
+    const job = fetch(`${worker.httpUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', connection: 'close' },
+      body: JSON.stringify({ deadline_ms: 90_000, tasks: Array.from({ length: inFlight }, (_, i) => ({ prompt: `memory task ${i} ${'x'.repeat(200)}` })) }),
+    }).catch(() => undefined);
+    let loaded = await gauge();
+    for (let i = 0; i < 50 && loaded.inFlight < inFlight; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      loaded = await gauge();
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    loaded = await gauge();
+    void job;
+    return [{
+      inFlight: loaded.inFlight,
+      idleHeapMB: round(idle.heap / 2 ** 20, 1),
+      loadedHeapMB: round(loaded.heap / 2 ** 20, 1),
+      heapPerTaskKB: round((loaded.heap - idle.heap) / loaded.inFlight / 1024, 1),
+      rssPerTaskKB: round((loaded.rss - idle.rss) / loaded.inFlight / 1024, 1),
+    }];
+  } finally {
+    await cluster.stop();
+    await mock.close();
+  }
+}
