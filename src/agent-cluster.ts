@@ -95,6 +95,8 @@ export class AgentCluster extends Construct {
   private readonly agents = new Map<string, AgentDeployment>();
   private readonly capacities = new Map<string, { replicas: number; inFlight: number }>();
   private readonly peersJsonCache = new Map<string, string>();
+  private readonly modelsCache = new Map<string, string[]>();
+  private readonly defaultModel: string;
 
   constructor(scope: Construct, id: string, props: AgentClusterProps) {
     super(scope, id);
@@ -104,6 +106,7 @@ export class AgentCluster extends Construct {
     this.catalog = props.catalog ?? ModelCatalog.defaults();
     const topo = props.topology;
     const defaultModel = props.defaultModel ?? 'gpt-4.1';
+    this.defaultModel = defaultModel;
     const fanOut = props.fanOutConcurrency ?? 5;
     const inFlight = props.maxInFlightTasks ?? 16;
     const drainSeconds = props.drainSeconds ?? 25;
@@ -202,6 +205,27 @@ export class AgentCluster extends Construct {
     return this.topology.roles.find((r) => r.entry)?.spec.name ?? this.topology.roles[0].spec.name;
   }
 
+  /**
+   * Models a task may ask for when sent to `role`: its own allowed models
+   * when it calls the upstream, else the union over the roles it calls.
+   */
+  private modelsThrough(role: string, seen: Set<string> = new Set()): string[] {
+    const cached = this.modelsCache.get(role);
+    if (cached) return cached;
+    const r = this.topology.roleNamed(role)!;
+    let models: string[];
+    if (r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER) {
+      models = (r.spec.models ?? [this.defaultModel]).filter((m) => this.catalog.has(m));
+    } else {
+      seen.add(role);
+      const union = new Set<string>();
+      for (const c of this.topology.calleesOf(role)) if (!seen.has(c)) this.modelsThrough(c, seen).forEach((m) => union.add(m));
+      models = [...union];
+    }
+    this.modelsCache.set(role, models);
+    return models;
+  }
+
   private autoscalingFor(r: TopologyRole): AutoscalingSpec | undefined {
     if (r.spec.disableAutoscaling) return undefined;
     if (r.spec.autoscaling) return r.spec.autoscaling;
@@ -257,6 +281,7 @@ export class AgentCluster extends Construct {
         kind: kindOf(c),
         address: `${c}-grpc.${this.namespace}.svc.cluster.local:${GRPC_PORT}`,
         maxInFlightTasks: this.capacities.get(c)!.inFlight,
+        models: this.modelsThrough(c),
       }));
       peersJson = JSON.stringify(peers, null, 2).replace(/\n/g, '\n  ');
       this.peersJsonCache.set(key, peersJson);

@@ -117,6 +117,15 @@ describe.each(Object.keys(TOPOLOGY_CHARTS))('%s manifests', (topology) => {
   });
 });
 
+test("hierarchical: each supervisor advertises the models of its own workers", () => {
+  const objs = synthTopology('hierarchical');
+  const coord = JSON.parse(objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'coordinator-config')!.data['agent-config.json']);
+  expect(coord.peers.map((p: { role: string; models: string[] }) => [p.role, p.models])).toEqual([
+    ['execution-supervisor', ['gpt-4.1']],
+    ['quality-supervisor', ['gemini-2.5-flash', 'deepseek-v3.2']],
+  ]);
+});
+
 test('the hub coordinator gets the reference HPA and task executors the queue-depth HPA', () => {
   const objs = synthTopology('hub-and-spoke');
   const hpa = (name: string) => objs.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === name)!;

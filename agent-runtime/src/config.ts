@@ -21,6 +21,7 @@ export interface PeerEntry {
   readonly kind: AgentKind;
   readonly address: string;
   readonly maxInFlightTasks: number;
+  readonly models?: readonly string[];
 }
 
 /** The agent config (schema/agent-config.schema.json). */

@@ -54,11 +54,16 @@ export class Dispatcher {
     if (task.role && !pool.roles().includes(task.role)) {
       return fail('bad_request', `role '${task.role}' is not a callee of this agent (callees: ${pool.roles().join(', ') || 'none'})`);
     }
+    const accepting = pool.rolesAccepting(task.model);
+    const eligible = new Set(task.role ? accepting.filter((r) => r === task.role) : accepting);
+    if (eligible.size === 0) {
+      return fail('bad_request', `no callee accepts model '${task.model}'${task.role ? ` on role '${task.role}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
+    }
     for (;;) {
       const left = deadlineAt - Date.now();
       if (signal?.aborted) return fail('cancelled', `handed back: agent shutting down (${last})`);
       if (left <= this.margin) return fail('deadline_exceeded', `deadline passed before a callee answered (last: ${last})`);
-      const ep = pool.pick(task.role, tried);
+      const ep = pool.pick(eligible, tried);
       if (!ep) {
         // Every pod was tried or is full: wait briefly, then try them all again.
         await sleep(Math.min(50, left - this.margin));

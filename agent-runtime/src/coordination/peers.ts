@@ -50,16 +50,21 @@ export class PeerPool {
     return [...new Set(this.peers.map((p) => p.role))];
   }
 
+  /** Callee roles that accept a task for `model` (all of them when no model is named). */
+  rolesAccepting(model: string | undefined): string[] {
+    return this.peers.filter((p) => !model || !p.models || p.models.includes(model)).map((p) => p.role);
+  }
+
   /**
    * The least-loaded healthy endpoint with room, of `role` when given,
    * never one in `exclude`. Falls back to an unhealthy one rather than none.
    */
-  pick(role: string | undefined, exclude: ReadonlySet<string>): Endpoint | undefined {
+  pick(roles: ReadonlySet<string> | undefined, exclude: ReadonlySet<string>): Endpoint | undefined {
     const now = Date.now();
     let best: Endpoint | undefined;
     let fallback: Endpoint | undefined;
     for (const e of this.endpoints.values()) {
-      if (role && e.role !== role) continue;
+      if (roles && !roles.has(e.role)) continue;
       if (exclude.has(e.address) || e.inFlight >= e.maxInFlight) continue;
       if (e.unhealthyUntil > now) {
         if (!fallback || e.unhealthyUntil < fallback.unhealthyUntil) fallback = e;

@@ -53,6 +53,17 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
   });
 });
 
+test('hierarchical: a task naming a model goes down the subtree that serves it; an unserved model is a clear 4xx-style error', async () => {
+  cluster = await startLocalCluster({ manifests: manifests.hierarchical, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore' });
+  const sent = [...tasks(6, 'ds', { model: 'deepseek-v3.2' }), ...tasks(6, 'gf', { model: 'gemini-2.5-flash' }), { id: 'nobody', prompt: 'x', model: 'claude-sonnet-4.5' }];
+  const res = await postJob(cluster.entryUrl, { tasks: sent, deadline_ms: 20000 });
+  expectExactlyOnce(sent, res.body.results);
+  for (const r of res.body.results.filter((x) => x.id.startsWith('ds'))) expect([r.ok, r.agent_id]).toEqual([true, 'validation-0']);
+  for (const r of res.body.results.filter((x) => x.id.startsWith('gf'))) expect([r.ok, r.agent_id]).toEqual([true, 'data-retrieval-0']);
+  const nobody = res.body.results.find((r) => r.id === 'nobody')!;
+  expect(nobody.error).toEqual({ code: 'bad_request', message: expect.stringMatching(/no callee accepts model 'claude-sonnet-4.5'/) });
+});
+
 test('hierarchical: a deadline across two hops is kept within a small margin', async () => {
   cluster = await startLocalCluster({ manifests: manifests.hierarchical, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore' });
   mock.setBehaviour({ script: Array(200).fill('hang') });
