@@ -26,6 +26,7 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     'cdk8s-plus-28@^2.5.6',
     'cdk8s-cli@^2.207.60',
     'yaml@^2.9.1',
+    'undici@^7.16.0',
     'ajv@^8.20.0',
     'ajv-formats@^3.0.1',
     'kubernetes-models@^4.5.1',
@@ -76,7 +77,7 @@ project.addTask('test:faults', {
   exec: 'npm run test:faults --workspace agent-runtime',
 });
 
-const buildRuntime = project.addTask('build:runtime', {
+project.addTask('build:runtime', {
   description: 'Compile the agent runtime (agent-runtime/)',
   exec: 'npm run build --workspace agent-runtime',
 });
@@ -85,9 +86,10 @@ const testRuntime = project.addTask('test:runtime', {
   exec: 'npm test --workspace agent-runtime',
 });
 
-// `npm test` runs everything: the library's jest suite, eslint, then the
-// runtime's suite (which builds the runtime first).
-project.testTask.spawn(buildRuntime);
+// `npm test` runs everything: the library's jest suite, eslint, the
+// runtime's suite (which builds the runtime first), then the fault matrix.
+const testFaults = project.tasks.tryFind('test:faults')!;
 project.testTask.spawn(testRuntime);
+project.testTask.spawn(testFaults);
 
 project.synth();

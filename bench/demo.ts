@@ -1,6 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+// The runtime is this repository's own workspace package (agent-runtime/).
+// eslint-disable-next-line import/no-extraneous-dependencies
 import { startLocalCluster, startMockUpstream } from '@cdk8s-agent-cluster/agent-runtime';
 import { buildExampleApp } from '../examples/topologies';
 
@@ -28,8 +30,21 @@ async function main() {
     const t0 = Date.now();
     const res = await fetch(`${cluster.entryUrl}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks, deadline_ms: 20000 }) });
     const job = (await res.json()) as { results: Array<Record<string, any>>; success_rate: number; total_cost_usd: number };
-    console.table(job.results.map((r) => ({ id: r.id, ok: r.ok, agent: r.agent_id, model: r.model, tokens: r.usage?.total_tokens, attempts: r.attempts, cost_usd: r.cost_usd, ms: r.latency_ms })));
-    console.log(`success ${(job.success_rate * 100).toFixed(1)} %, total cost $${job.total_cost_usd.toFixed(6)}, ${Date.now() - t0} ms; upstream calls ${mock.stats().calls} (${mock.stats().byStatus['503'] ?? 0} injected 503s retried)`);
+    console.table(
+      job.results.map((r) => ({
+        id: r.id,
+        ok: r.ok,
+        agent: r.agent_id,
+        model: r.model,
+        tokens: r.usage?.total_tokens,
+        attempts: r.attempts,
+        cost_usd: r.cost_usd,
+        ms: r.latency_ms,
+      })),
+    );
+    const stats = mock.stats();
+    console.log(`success ${(job.success_rate * 100).toFixed(1)} %, total cost $${job.total_cost_usd.toFixed(6)}, ${Date.now() - t0} ms`);
+    console.log(`upstream calls ${stats.calls} (${stats.byStatus['503'] ?? 0} injected 503s, retried)`);
   } finally {
     await cluster.stop();
     await mock.close();

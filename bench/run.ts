@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildExampleApp } from '../examples/topologies';
 import { benchCoordination, benchMemory, benchOverhead, benchResilience, benchThroughput } from './runtime';
 import { writeJson } from './support';
 import { benchSynth } from './synth';
+import { buildExampleApp } from '../examples/topologies';
 
 // `npm run bench`: every figure is a ratio against a baseline measured in the
 // same run on this machine, printed as tables and written to bench/results.json.

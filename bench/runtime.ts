@@ -1,7 +1,8 @@
+// The runtime is this repository's own workspace package (agent-runtime/).
+// eslint-disable-next-line import/no-extraneous-dependencies
+import { createLogger, InferenceExecutor, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
 import { Construct } from 'constructs';
 import { AgentCluster, ModelCatalog, Topology } from '../src';
-import { InferenceExecutor, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
-import pino from 'pino';
 import { load, pct, poster, round, synthToFile } from './support';
 
 const API_KEY = 'sk-bench-0123456789';
@@ -25,7 +26,13 @@ function hubManifest(workers: number, inFlight = 256): string {
 /** One job of one task through the entry agent vs one call to the mock, p50/p99 at concurrency 1 and 64. */
 export async function benchOverhead() {
   const mock = await startMockUpstream({ apiKey: API_KEY });
-  const cluster = await startLocalCluster({ manifests: hubManifest(1), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+  const cluster = await startLocalCluster({
+    manifests: hubManifest(1),
+    upstreamUrl: mock.url,
+    apiKey: API_KEY,
+    logs: 'ignore',
+    env: { LOG_LEVEL: 'warn' },
+  });
   const rows = [];
   try {
     const direct = poster(mock.url.replace(/\/v1$/, ''), 64);
@@ -83,7 +90,16 @@ export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
     await entry.close();
     const directRate = totalTasks / (d.wallMs / 1000);
     const entryRate = totalTasks / (e.wallMs / 1000);
-    return [{ tasks: totalTasks, concurrency, directTasksPerS: round(directRate, 0), hubTasksPerS: round(entryRate, 0), ratio: round(entryRate / directRate), succeeded: ok }];
+    return [
+      {
+        tasks: totalTasks,
+        concurrency,
+        directTasksPerS: round(directRate, 0),
+        hubTasksPerS: round(entryRate, 0),
+        ratio: round(entryRate / directRate),
+        succeeded: ok,
+      },
+    ];
   } finally {
     await cluster.stop();
     await mock.close();
@@ -112,7 +128,16 @@ export async function benchCoordination(manifests: Record<string, string>, laten
       await entry.close();
       const ideal = latencyMs * Math.ceil(taskCount / fanOut);
       const best = Math.min(...times);
-      rows.push({ topology, tasks: taskCount, fanOut, mockLatencyMs: latencyMs, idealMs: ideal, measuredMs: round(best, 1), ratio: round(best / ideal), overheadPerWaveMs: round((best - ideal) / Math.ceil(taskCount / fanOut), 2) });
+      rows.push({
+        topology,
+        tasks: taskCount,
+        fanOut,
+        mockLatencyMs: latencyMs,
+        idealMs: ideal,
+        measuredMs: round(best, 1),
+        ratio: round(best / ideal),
+        overheadPerWaveMs: round((best - ideal) / Math.ceil(taskCount / fanOut), 2),
+      });
     } finally {
       await cluster.stop();
       await mock.close();
@@ -126,7 +151,13 @@ export async function benchResilience(total = 20_000, concurrency = 64) {
   const mock = await startMockUpstream({ apiKey: API_KEY });
   const client = new UpstreamClient({ baseUrl: mock.url, apiKey: API_KEY, connections: concurrency });
   const config = validateAgentConfig(JSON.parse(readRoles(hubManifest(1)).find((r: { name: string }) => r.name === 'worker-0')!.configJson));
-  const executor = new InferenceExecutor({ config: { ...config, concurrency: { maxInFlightTasks: 1000 } }, client, metrics: new RuntimeMetrics(), logger: pino({ level: 'silent' }), agentId: 'bench' });
+  const executor = new InferenceExecutor({
+    config: { ...config, concurrency: { maxInFlightTasks: 1000 } },
+    client,
+    metrics: new RuntimeMetrics(),
+    logger: createLogger({ level: 'silent' }),
+    agentId: 'bench',
+  });
   try {
     const bare = async (i: number) => {
       await client.chat(chat(i) as never, { timeoutMs: 30_000 });
@@ -141,7 +172,15 @@ export async function benchResilience(total = 20_000, concurrency = 64) {
     const g = await load(total, concurrency, guarded);
     const bareRate = total / (b.wallMs / 1000);
     const guardedRate = total / (g.wallMs / 1000);
-    return [{ calls: total, concurrency, bareCallsPerS: round(bareRate, 0), withPoliciesCallsPerS: round(guardedRate, 0), ratio: round(guardedRate / bareRate) }];
+    return [
+      {
+        calls: total,
+        concurrency,
+        bareCallsPerS: round(bareRate, 0),
+        withPoliciesCallsPerS: round(guardedRate, 0),
+        ratio: round(guardedRate / bareRate),
+      },
+    ];
   } finally {
     await client.close();
     await mock.close();
@@ -174,7 +213,7 @@ export async function benchMemory(inFlight = 2000) {
     const idle = await gauge();
     const job = fetch(`${worker.httpUrl}/v1/jobs`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', connection: 'close' },
+      headers: { 'content-type': 'application/json', 'connection': 'close' },
       body: JSON.stringify({ deadline_ms: 90_000, tasks: Array.from({ length: inFlight }, (_, i) => ({ prompt: `memory task ${i} ${'x'.repeat(200)}` })) }),
     }).catch(() => undefined);
     let loaded = await gauge();

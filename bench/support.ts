@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Pool } from 'undici';
 import { App, Chart, YamlOutputType } from 'cdk8s';
 import { Construct } from 'constructs';
+import { Pool } from 'undici';
 
 /** Percentile of a sorted-ascending copy of `xs` (nearest rank). */
 export function pct(xs: number[], p: number): number {

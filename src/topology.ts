@@ -102,6 +102,11 @@ export class Topology {
   /** @internal */
   public readonly _problems: string[];
 
+  // Built once: a mesh of n roles has n² edges, so per-role scans of the
+  // edge list would make synth cubic.
+  private index?: { out: Map<string, string[]>; in: Map<string, string[]>; byName: Map<string, TopologyRole> };
+
+
   private constructor(
     /** Which pattern this is. */
     public readonly kind: TopologyKind,
@@ -135,9 +140,6 @@ export class Topology {
     return this.adjacency().byName.get(name);
   }
 
-  // Built once: a mesh of n roles has n² edges, so per-role scans of the
-  // edge list would make synth cubic.
-  private index?: { out: Map<string, string[]>; in: Map<string, string[]>; byName: Map<string, TopologyRole> };
   private adjacency() {
     if (!this.index) {
       const out = new Map<string, string[]>();

@@ -117,7 +117,7 @@ describe.each(Object.keys(TOPOLOGY_CHARTS))('%s manifests', (topology) => {
   });
 });
 
-test("hierarchical: each supervisor advertises the models of its own workers", () => {
+test('hierarchical: each supervisor advertises the models of its own workers', () => {
   const objs = synthTopology('hierarchical');
   const coord = JSON.parse(objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'coordinator-config')!.data['agent-config.json']);
   expect(coord.peers.map((p: { role: string; models: string[] }) => [p.role, p.models])).toEqual([

@@ -9,3 +9,4 @@ export { startMockUpstream, MockUpstream, MockBehaviour } from './mock/upstream'
 export { startLocalCluster, LocalCluster, LocalAgent, LocalClusterOptions, readRoles } from './local/launcher';
 export { fitToWindow, countTokens } from './context/window';
 export { costUsd } from './cost';
+export { createLogger } from './logger';
