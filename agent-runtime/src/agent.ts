@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -47,6 +48,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const inFlight = new Set<Promise<unknown>>();
   // Aborted when the grace period ends: whatever is still running is handed back.
   const handBack = new AbortController();
+  setMaxListeners(0, handBack.signal); // one listener per task in flight
   const health = new HealthImplementation({ '': 'SERVING', 'agents.v1.AgentService': 'SERVING' });
 
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -222,7 +224,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       if ((await Promise.race([settled.then(() => 'done' as const), graceOver])) === 'timeout') {
         logger.warn({ inFlight: inFlight.size }, 'grace period over: handing back unfinished tasks');
         handBack.abort();
-        await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 2000))]);
+        await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
       }
       clearTimeout(timer);
       await new Promise<void>((r) => {

@@ -1,4 +1,7 @@
-import { encode } from 'gpt-tokenizer/encoding/o200k_base';
+// The same CommonJS entry the runtime loads (the package's types are only
+// reachable through its ESM export map, which moduleResolution=node ignores).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { encode } = require('gpt-tokenizer/encoding/o200k_base') as { encode(text: string): number[] };
 import { ContextOverflowError, countTokens, fitToWindow, MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS } from '../src/context/window';
 import { ChatMessage } from '../src/types';
 

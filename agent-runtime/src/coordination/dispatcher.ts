@@ -20,6 +20,14 @@ export interface DispatcherOptions {
 const HANDED_BACK = new Set(['cancelled', 'overloaded', 'unavailable']);
 
 /**
+ * Failures of the upstream that another pod may not see: its circuits, its
+ * connections and its retry budget are its own. Each other pod gets one
+ * chance at such a task; when every pod has failed it, the last failure is
+ * the task's result (no endless loop against an upstream that is down).
+ */
+const UPSTREAM_TRANSIENT = new Set(['upstream_error', 'timeout', 'rate_limited', 'circuit_open']);
+
+/**
  * Sends tasks to callee pods, at most `fanOut` per job at once, and gets
  * exactly one result per task back: a failed call or a handed-back task goes
  * to another pod until the deadline, and each task is answered once.
@@ -39,7 +47,11 @@ export class Dispatcher {
     const started = Date.now();
     const { pool, metrics } = this.opts;
     const tried = new Set<string>();
+    // pods that answered with a transient upstream failure, and the last such answer
+    const failedUpstream = new Set<string>();
+    let lastUpstreamFailure: TaskResult | undefined;
     let attempts = 0;
+    let upstreamAttempts = 0;
     let last = 'no callee could be reached';
     const fail = (code: NonNullable<TaskResult['error']>['code'], message: string): TaskResult => ({
       id: task.id,
@@ -63,8 +75,12 @@ export class Dispatcher {
       const left = deadlineAt - Date.now();
       if (signal?.aborted) return fail('cancelled', `handed back: agent shutting down (${last})`);
       if (left <= this.margin) return fail('deadline_exceeded', `deadline passed before a callee answered (last: ${last})`);
-      const ep = pool.pick(eligible, tried);
+      const ep = pool.pick(eligible, new Set([...tried, ...failedUpstream]));
       if (!ep) {
+        if (lastUpstreamFailure && pool.allIn(eligible, failedUpstream)) {
+          // every pod has had its chance against the upstream: report its failure
+          return { ...lastUpstreamFailure, attempts: upstreamAttempts, latencyMs: Date.now() - started };
+        }
         // Every pod was tried or is full: wait briefly, then try them all again.
         await sleep(Math.min(50, left - this.margin));
         if (tried.size > 0) tried.clear();
@@ -105,8 +121,17 @@ export class Dispatcher {
         metrics.redispatches.inc({ reason: r.error.code });
         continue;
       }
+      upstreamAttempts += r.attempts;
+      if (!r.ok && r.error && UPSTREAM_TRANSIENT.has(r.error.code)) {
+        last = `${ep.address}: ${r.error.code}: ${r.error.message}`;
+        failedUpstream.add(ep.address);
+        lastUpstreamFailure = r;
+        metrics.dispatches.inc({ peer: ep.role, outcome: r.error.code });
+        metrics.redispatches.inc({ reason: r.error.code });
+        continue;
+      }
       metrics.dispatches.inc({ peer: ep.role, outcome: 'ok' });
-      return { ...r, attempts: r.attempts + attempts - 1 };
+      return { ...r, attempts: upstreamAttempts };
     }
   }
 

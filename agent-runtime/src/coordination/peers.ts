@@ -75,6 +75,17 @@ export class PeerPool {
     return best ?? fallback;
   }
 
+  /** True when every endpoint of `roles` is in `set` (and there is at least one). */
+  allIn(roles: ReadonlySet<string>, set: ReadonlySet<string>): boolean {
+    let any = false;
+    for (const e of this.endpoints.values()) {
+      if (!roles.has(e.role)) continue;
+      if (!set.has(e.address)) return false;
+      any = true;
+    }
+    return any;
+  }
+
   /** True when `role` has any endpoint at all (known role, resolved pods). */
   has(role: string | undefined): boolean {
     for (const e of this.endpoints.values()) if (!role || e.role === role) return true;

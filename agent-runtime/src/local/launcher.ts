@@ -105,15 +105,57 @@ export function readRoles(file: string): LocalRole[] {
   return roles;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports for local agents come from below the kernel's ephemeral range: a port
+ * the OS hands out for `listen(0)` is in that range, so between our probe and
+ * the child's bind an outgoing connection (to the mock, to a peer) can take
+ * it and the child fails with EADDRINUSE. Below the range only listeners
+ * compete, and the probe sees those. A rotating cursor keeps one run from
+ * handing the same port out twice.
+ */
+const EPHEMERAL_LOW = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    return 32768; // Linux's default; other systems use 49152, above it
+  }
+})();
+const PORT_POOL = { low: Math.max(1025, EPHEMERAL_LOW - 12000), high: EPHEMERAL_LOW };
+let portCursor = PORT_POOL.low + Math.floor(Math.random() * (PORT_POOL.high - PORT_POOL.low));
+
+function probe(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
   });
+}
+
+async function freePort(): Promise<number> {
+  if (PORT_POOL.high - PORT_POOL.low < 1000) {
+    // no room below the ephemeral range: let the OS choose
+    return new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+  }
+  for (let i = 0; i < 200; i++) {
+    const port = portCursor;
+    portCursor = portCursor + 1 >= PORT_POOL.high ? PORT_POOL.low : portCursor + 1;
+    if (await probe(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_POOL.low}-${PORT_POOL.high - 1} after 200 tries`);
+}
+
+/** The error line of a child's stderr (not just its stack's tail). */
+function summarize(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  const error = lines.find((l) => /error|EADDRINUSE|fatal/i.test(l) && !/^\s+at /.test(l));
+  return [error, ...lines.slice(-2)].filter(Boolean).join(' | ');
 }
 
 /**
@@ -185,7 +227,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
     agents.push({ role: p.role.name, replica: p.replica, name: podName, httpUrl: `http://127.0.0.1:${p.http}`, grpcAddress: `127.0.0.1:${p.grpc}`, process: child, exited });
     void exited.then((code) => {
-      if (code !== 0 && !stopping) bootErrors.push(`${podName} exited (${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      if (code !== 0 && !stopping) bootErrors.push(`${podName} exited (${code}): ${summarize(stderr)}`);
     });
   }
   let stopping = false;
@@ -194,7 +236,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const stop = async () => {
     stopping = true;
     for (const a of agents) if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill('SIGTERM');
-    await Promise.race([Promise.all(agents.map((a) => a.exited)), new Promise((r) => setTimeout(r, 10000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(agents.map((a) => a.exited)), new Promise((r) => (timer = setTimeout(r, 10000)))]);
+    clearTimeout(timer);
     for (const a of agents) if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };

@@ -14,6 +14,7 @@ import {
   retry,
   wrap,
 } from 'cockatiel';
+import { setMaxListeners } from 'node:events';
 import { AgentConfig, ModelEntry } from '../config';
 import { UpstreamError } from '../upstream/errors';
 
@@ -35,6 +36,12 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
 };
 
 const isTransient = (e: Error) => e instanceof UpstreamError && e.transient;
+
+// Every call in flight listens on its parent signal. Without a parent,
+// cockatiel uses one shared signal, so a few hundred concurrent calls would
+// trip Node's "possible EventTarget memory leak" warning (10 listeners).
+const NEVER_ABORTED = new AbortController().signal;
+setMaxListeners(0, NEVER_ABORTED);
 
 /**
  * Full-jitter exponential backoff that also honours the upstream's
@@ -121,7 +128,7 @@ export class ModelPolicy {
         if (left <= 0) throw new DeadlineExceededError(`deadline passed after ${attempts} attempt(s) on ${this.model}`);
         attempts += 1;
         return attempt(Math.min(left, this.retryConfig.attemptTimeoutMs ?? left), s);
-      }, signal);
+      }, signal ?? NEVER_ABORTED);
       return { value, attempts };
     } catch (e) {
       // The caller reports attempts across retries and fallbacks.
