@@ -8,7 +8,7 @@ import { AgentConfig, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { runBounded } from './coordination/run-bounded';
-import { agentService, ExecuteRequest, ExecuteResponse, fromWireTask, SERVER_OPTIONS, toWireResult } from './grpc/service';
+import { agentService, ExecuteRequest, ExecuteResponse, fromWireTask, SERVER_OPTIONS, toWireResult, WireResult } from './grpc/service';
 import { parseJob, RequestError, resultJson } from './http/jobs';
 import { InferenceExecutor } from './inference/executor';
 import { createLogger, Logger } from './logger';
@@ -58,13 +58,21 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   };
 
   /** Runs a job's tasks the way this role does. `hop` 0 = from a client. */
-  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number): Promise<TaskResult[]> => {
+  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult) => void): Promise<TaskResult[]> => {
     const local = executor && (config.kind === 'worker' || hop > 0 || !dispatcher);
-    if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, handBack.signal));
-    if (!dispatcher) {
-      return Promise.resolve(tasks.map((t) => ({ id: t.id, ok: false, costUsd: 0, attempts: 0, latencyMs: 0, agentId: env.agentId, error: { code: 'unavailable' as const, message: `role '${config.role}' has no callees and calls no model` } })));
+    if (local) {
+      return runBounded(tasks, config.concurrency.maxInFlightTasks, async (t) => {
+        const r = await executor.execute(t, deadlineAt, handBack.signal);
+        onResult?.(r);
+        return r;
+      });
     }
-    return dispatcher.runJob(jobId, tasks, deadlineAt, hop, handBack.signal);
+    if (!dispatcher) {
+      const results = tasks.map((t) => ({ id: t.id, ok: false, costUsd: 0, attempts: 0, latencyMs: 0, agentId: env.agentId, error: { code: 'unavailable' as const, message: `role '${config.role}' has no callees and calls no model` } }));
+      results.forEach((r) => onResult?.(r));
+      return Promise.resolve(results);
+    }
+    return dispatcher.runJob(jobId, tasks, deadlineAt, hop, handBack.signal, onResult);
   };
 
   const overloaded = (t: Task): TaskResult => ({
@@ -79,31 +87,67 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   // ---- gRPC ----
   const grpcServer = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': config.limits.maxRequestBytes });
+  /**
+   * What both RPCs do first: refuse while draining, fix each task's deadline
+   * (its own or the request's, never past the call's), and admit what fits
+   * (the rest is handed back as `overloaded` for another pod). Accepted tasks
+   * come grouped by job and deadline, the unit `run` works in.
+   */
+  const admit = (call: grpc.ServerUnaryCall<ExecuteRequest, unknown> | grpc.ServerWritableStream<ExecuteRequest, unknown>) => {
+    if (draining) return { error: { code: grpc.status.UNAVAILABLE, details: `agent ${env.agentId} is draining` } };
+    const req = call.request;
+    const callDeadline = call.getDeadline();
+    const ceiling = callDeadline instanceof Date ? callDeadline.getTime() : Infinity;
+    const wire = req.tasks ?? [];
+    const room = Math.max(0, config.concurrency.maxInFlightTasks - activeTasks);
+    const groups = new Map<string, { jobId: string; deadlineAt: number; tasks: Task[] }>();
+    const rejected: TaskResult[] = [];
+    for (const [i, w] of wire.entries()) {
+      const deadlineAt = Math.min(w.deadline_unix_ms || req.deadline_unix_ms || Infinity, ceiling);
+      if (!Number.isFinite(deadlineAt)) return { error: { code: grpc.status.INVALID_ARGUMENT, details: `task ${w.id}: deadline_unix_ms is required` } };
+      const task = fromWireTask(w);
+      if (i >= room) {
+        rejected.push(overloaded(task));
+        continue;
+      }
+      const jobId = w.job_id || req.job_id;
+      const key = `${jobId}|${deadlineAt}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { jobId, deadlineAt, tasks: [] }));
+      g.tasks.push(task);
+    }
+    const accepted = Math.min(room, wire.length);
+    activeTasks += accepted;
+    return { groups: [...groups.values()], rejected, accepted, hop: req.hop };
+  };
+
   grpcServer.addService(agentService().service, {
     Execute: (call: grpc.ServerUnaryCall<ExecuteRequest, ExecuteResponse>, cb: grpc.sendUnaryData<ExecuteResponse>) => {
-      if (draining) {
-        cb({ code: grpc.status.UNAVAILABLE, details: `agent ${env.agentId} is draining` });
-        return;
-      }
-      const req = call.request;
-      const tasks = (req.tasks ?? []).map(fromWireTask);
-      const callDeadline = call.getDeadline();
-      const deadlineAt = Math.min(req.deadline_unix_ms || Infinity, callDeadline instanceof Date ? callDeadline.getTime() : Infinity);
-      if (!Number.isFinite(deadlineAt)) {
-        cb({ code: grpc.status.INVALID_ARGUMENT, details: 'deadline_unix_ms is required' });
-        return;
-      }
-      // Admission: take what fits, hand the rest back for another pod.
-      const room = Math.max(0, config.concurrency.maxInFlightTasks - activeTasks);
-      const accepted = tasks.slice(0, room);
-      const rejected = tasks.slice(room).map(overloaded);
-      activeTasks += accepted.length;
+      const a = admit(call);
+      if ('error' in a) return void cb(a.error!);
       void track(
-        run(req.job_id, accepted, deadlineAt, req.hop)
-          .then((results) => cb(null, { results: [...results, ...rejected].map(toWireResult) }))
+        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, a.hop)))
+          .then((done) => cb(null, { results: [...done.flat(), ...a.rejected].map(toWireResult) }))
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
           .finally(() => {
-            activeTasks -= accepted.length;
+            activeTasks -= a.accepted;
+          }),
+      );
+    },
+    ExecuteStream: (call: grpc.ServerWritableStream<ExecuteRequest, WireResult>) => {
+      const a = admit(call);
+      // grpc-js turns an 'error' event on a server stream into the call's status
+      if ('error' in a) return void call.emit('error', a.error);
+      const send = (r: TaskResult) => {
+        if (!call.cancelled && !call.destroyed) call.write(toWireResult(r));
+      };
+      a.rejected.forEach(send);
+      void track(
+        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, a.hop, send)))
+          .then(() => call.end())
+          .catch((e: Error) => call.emit('error', { code: grpc.status.INTERNAL, details: e.message }))
+          .finally(() => {
+            activeTasks -= a.accepted;
           }),
       );
     },

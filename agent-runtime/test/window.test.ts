@@ -2,7 +2,7 @@
 // reachable through its ESM export map, which moduleResolution=node ignores).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { encode } = require('gpt-tokenizer/encoding/o200k_base') as { encode(text: string): number[] };
-import { ContextOverflowError, countTokens, fitToWindow, MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS } from '../src/context/window';
+import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow, MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS } from '../src/context/window';
 import { ChatMessage } from '../src/types';
 
 const turn = (i: number, words = 50): ChatMessage => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}: ` + 'lorem ipsum dolor '.repeat(words) });
@@ -52,4 +52,20 @@ test('an oversized prompt is rejected without encoding all of it', () => {
   const huge: ChatMessage = { role: 'user', content: 'token '.repeat(2_000_000) }; // ~12 MB, ~2 M tokens
   // "more than <budget>" is only reported when counting stopped at the budget
   expect(() => fitToWindow([huge], { contextWindowTokens: 128000, reserveTokens: 4000, tokenizer: 'o200k_base' })).toThrow(/newest turn more than 123997 tokens/);
+});
+
+test('the no-tokenizer fast path only says "fits" when the byte bound proves it', () => {
+  const texts = ['plain ascii prompt', 'Grüße aus München, ça va? ', '日本語のテキストとemoji 🚀🚀 ', 'x'.repeat(5000), ' '.repeat(300)];
+  // the premise: a byte-level BPE never yields more tokens than UTF-8 bytes
+  for (const t of texts) for (const tok of ['o200k_base', 'cl100k_base']) expect(countTokens(t, tok)).toBeLessThanOrEqual(Buffer.byteLength(t));
+  const opts = { contextWindowTokens: 1000, reserveTokens: 100, maxTokens: 50 };
+  const budget = 1000 - 100 - 50 - REPLY_PRIMING_TOKENS;
+  const at = (bytes: number): ChatMessage[] => [{ role: 'user', content: 'a'.repeat(bytes - MESSAGE_OVERHEAD_TOKENS) }];
+  expect(fitsWithoutCounting(at(budget), opts)).toBe(true);
+  expect(fitsWithoutCounting(at(budget + 1), opts)).toBe(false); // might still fit: fitToWindow decides
+  expect(fitToWindow(at(budget + 1), { ...opts, tokenizer: 'o200k_base' }).messages).toHaveLength(1);
+  // multi-byte text is bounded by its bytes, not its length
+  const cjk = '日本語'.repeat(100); // 300 chars, 900 bytes
+  expect(fitsWithoutCounting([{ role: 'user', content: cjk }], opts)).toBe(false);
+  expect(fitsWithoutCounting([{ role: 'user', content: cjk.slice(0, 250) }], opts)).toBe(true);
 });

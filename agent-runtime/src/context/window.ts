@@ -56,6 +56,29 @@ export interface WindowResult {
 }
 
 /**
+ * True when the messages fit the budget for certain without tokenizing:
+ * cl100k and o200k are byte-level BPE, so no token is shorter than one byte
+ * and a text never has more tokens than UTF-8 bytes. Most prompts are far
+ * below any window; this skips the tokenizer (the costliest step of a short
+ * task) for them, and leaves everything near the limit to fitToWindow.
+ */
+export function fitsWithoutCounting(
+  messages: readonly ChatMessage[],
+  opts: { contextWindowTokens: number; reserveTokens: number; maxTokens?: number },
+): boolean {
+  const budget = opts.contextWindowTokens - opts.reserveTokens - (opts.maxTokens ?? 0) - REPLY_PRIMING_TOKENS;
+  let bound = 0;
+  for (const m of messages) {
+    // length * 3 bounds the UTF-8 bytes of a JS string (a UTF-16 unit is at most 3 bytes)
+    // and is free; the exact byte count is only taken when that bound is too loose
+    const content = m.content.length * 3 <= budget ? m.content.length * 3 : Buffer.byteLength(m.content, 'utf8');
+    bound += content + MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
+    if (bound > budget) return false;
+  }
+  return true;
+}
+
+/**
  * Sliding window in tokens: keeps every system message and the newest other
  * turns that fit `contextWindow - reserve - maxTokens`; drops the oldest
  * non-system turns first. Throws ContextOverflowError when the system

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
-import { fromWireResult, toWireTask, ExecuteResponse } from '../grpc/service';
+import { fromWireResult, toWireTask, WireResult, WireTask } from '../grpc/service';
 import { Task, TaskResult } from '../types';
 import { Endpoint, PeerPool } from './peers';
 import { runBounded } from './run-bounded';
@@ -32,15 +32,30 @@ const UPSTREAM_TRANSIENT = new Set(['upstream_error', 'timeout', 'rate_limited',
  * exactly one result per task back: a failed call or a handed-back task goes
  * to another pod until the deadline, and each task is answered once.
  */
+interface PendingBatch {
+  readonly ep: Endpoint;
+  readonly hop: number;
+  readonly tasks: WireTask[];
+  readonly waiters: Map<string, { resolve(r: WireResult | undefined): void; reject(e: grpc.ServiceError): void }>;
+  deadlineAt: number;
+}
+
 export class Dispatcher {
   private readonly margin: number;
+  /** Tasks waiting for this turn's call, by pod and hop. */
+  private readonly pending = new Map<string, PendingBatch>();
 
   constructor(private readonly opts: DispatcherOptions) {
     this.margin = opts.returnMarginMs ?? 50;
   }
 
-  runJob(jobId: string, tasks: readonly Task[], deadlineAt: number, hop: number, signal?: AbortSignal): Promise<TaskResult[]> {
-    return runBounded(tasks, this.opts.fanOut, (t) => this.dispatch(jobId, t, deadlineAt, hop, signal));
+  /** Dispatches a job's tasks, `fanOut` at once; `onResult` sees each result as it is final. */
+  runJob(jobId: string, tasks: readonly Task[], deadlineAt: number, hop: number, signal?: AbortSignal, onResult?: (r: TaskResult) => void): Promise<TaskResult[]> {
+    return runBounded(tasks, this.opts.fanOut, async (t) => {
+      const r = await this.dispatch(jobId, t, deadlineAt, hop, signal);
+      onResult?.(r);
+      return r;
+    });
   }
 
   async dispatch(jobId: string, task: Task, deadlineAt: number, hop: number, signal?: AbortSignal): Promise<TaskResult> {
@@ -88,9 +103,9 @@ export class Dispatcher {
       }
       ep.inFlight += 1;
       attempts += 1;
-      let res: ExecuteResponse;
+      let wire: WireResult | undefined;
       try {
-        res = await this.call(ep, jobId, task, deadlineAt - this.margin, hop + 1, signal);
+        wire = await this.call(ep, jobId, task, deadlineAt - this.margin, hop + 1);
       } catch (e) {
         const err = e as grpc.ServiceError;
         last = `${ep.role} ${ep.address}: ${grpc.status[err.code] ?? 'error'} ${err.details ?? err.message}`;
@@ -107,7 +122,6 @@ export class Dispatcher {
       } finally {
         ep.inFlight -= 1;
       }
-      const wire = res.results.find((r) => r.id === task.id);
       if (!wire) {
         last = `${ep.address} answered without this task`;
         tried.add(ep.address);
@@ -135,18 +149,59 @@ export class Dispatcher {
     }
   }
 
-  private call(ep: Endpoint, jobId: string, task: Task, deadlineAt: number, hop: number, signal?: AbortSignal): Promise<ExecuteResponse> {
-    return new Promise((resolve, reject) => {
-      const call = ep.client.Execute(
-        { job_id: jobId, tasks: [toWireTask(task)], deadline_unix_ms: deadlineAt, hop },
-        new grpc.Metadata(),
-        { deadline: new Date(deadlineAt + this.margin / 2) },
-        (err, res) => (err ? reject(err) : resolve(res ?? { results: [] })),
-      );
-      // On shutdown the task is not cancelled at the callee: it keeps running
-      // there and its result still comes back within our grace period.
-      void call;
-      void signal;
+  /**
+   * One task's trip to one pod. Tasks sent to the same pod in the same turn
+   * of the event loop (a fan-out starts `fanOut` of them at once; results
+   * freeing slots arrive together) share one ExecuteStream call, each with
+   * its own job and deadline; each task's result resolves its own promise as
+   * it streams back. A failed call rejects every task still waiting on it,
+   * and each is then re-dispatched on its own. Resolves undefined when the
+   * call ended without this task's result.
+   */
+  private call(ep: Endpoint, jobId: string, task: Task, deadlineAt: number, hop: number): Promise<WireResult | undefined> {
+    // Results name only the task id: a task whose id another job already has
+    // in this turn's call to the pod goes into a call of its own.
+    let key = `${ep.address}|${hop}`;
+    let batch = this.pending.get(key);
+    for (let n = 1; batch?.waiters.has(task.id); n++) {
+      key = `${ep.address}|${hop}|${n}`;
+      batch = this.pending.get(key);
+    }
+    if (!batch) {
+      batch = { ep, hop, tasks: [], waiters: new Map(), deadlineAt: 0 };
+      this.pending.set(key, batch);
+      setImmediate(() => this.flush(key));
+    }
+    batch.tasks.push({ ...toWireTask(task), deadline_unix_ms: deadlineAt, job_id: jobId });
+    batch.deadlineAt = Math.max(batch.deadlineAt, deadlineAt);
+    const b = batch;
+    return new Promise((resolve, reject) => b.waiters.set(task.id, { resolve, reject }));
+  }
+
+  private flush(key: string): void {
+    const batch = this.pending.get(key)!;
+    this.pending.delete(key);
+    const { ep, waiters } = batch;
+    const first = batch.tasks[0];
+    const stream = ep.client.ExecuteStream(
+      { job_id: first.job_id ?? '', tasks: batch.tasks, deadline_unix_ms: batch.deadlineAt, hop: batch.hop },
+      new grpc.Metadata(),
+      // the call may outlive its latest task's deadline only by the margin of the way home
+      { deadline: new Date(batch.deadlineAt + this.margin / 2) },
+    );
+    stream.on('data', (r: WireResult) => {
+      const w = waiters.get(r.id);
+      if (!w) return; // not ours (a callee bug): ignored here, the task's own result still counts
+      waiters.delete(r.id);
+      w.resolve(r);
+    });
+    stream.on('error', (e: grpc.ServiceError) => {
+      for (const w of waiters.values()) w.reject(e);
+      waiters.clear();
+    });
+    stream.on('end', () => {
+      for (const w of waiters.values()) w.resolve(undefined);
+      waiters.clear();
     });
   }
 }

@@ -12,6 +12,9 @@ export interface WireTask {
   model?: string;
   max_tokens?: number;
   role?: string;
+  /** Per-task deadline and job when a call carries tasks of several jobs (0 / empty: the request's). */
+  deadline_unix_ms?: number;
+  job_id?: string;
 }
 export interface WireResult {
   id: string;
@@ -37,6 +40,7 @@ export interface ExecuteResponse {
 
 export type AgentServiceClient = grpc.Client & {
   Execute(req: ExecuteRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: ExecuteResponse) => void): grpc.ClientUnaryCall;
+  ExecuteStream(req: ExecuteRequest, metadata: grpc.Metadata, options: grpc.CallOptions): grpc.ClientReadableStream<WireResult>;
 };
 
 let cached: { service: grpc.ServiceDefinition; Client: grpc.ServiceClientConstructor } | undefined;
@@ -54,7 +58,10 @@ export function agentService() {
 // Keepalive makes a silent partition visible within ~3 s: a ping that is not
 // answered closes the transport, failing its calls with UNAVAILABLE so the
 // dispatcher can hand the tasks to another agent before the job's deadline.
+// Channelz (gRPC's introspection service) is never served here, and its
+// per-call bookkeeping showed up in profiles of the coordination path.
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.enable_channelz': 0,
   'grpc.keepalive_time_ms': 2000,
   'grpc.keepalive_timeout_ms': 1000,
   'grpc.keepalive_permit_without_calls': 1,
@@ -62,6 +69,7 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_send_message_length': 64 * 1024 * 1024,
 };
 export const SERVER_OPTIONS: grpc.ChannelOptions = {
+  'grpc.enable_channelz': 0,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 1000,
   'grpc.keepalive_time_ms': 10000,

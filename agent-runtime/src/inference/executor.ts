@@ -1,6 +1,6 @@
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import { AgentConfig } from '../config';
-import { ContextOverflowError, countTokens, fitToWindow } from '../context/window';
+import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow } from '../context/window';
 import { costUsd } from '../cost';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
@@ -89,7 +89,8 @@ export class InferenceExecutor implements TaskExecutor {
       const policy = this.policies.get(model)!;
       let messages;
       try {
-        messages = fitToWindow(task.messages, { ...entry, maxTokens: task.maxTokens }).messages;
+        const window = { ...entry, maxTokens: task.maxTokens };
+        messages = fitsWithoutCounting(task.messages, window) ? task.messages : fitToWindow(task.messages, window).messages;
       } catch (e) {
         if (e instanceof ContextOverflowError) {
           lastError = { code: 'context_overflow', message: e.message, model };

@@ -69,6 +69,8 @@ export interface LocalClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Where children's logs go. @default 'inherit' */
   readonly logs?: 'inherit' | 'ignore';
+  /** Extra Node.js flags for every agent process (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  readonly nodeArgs?: readonly string[];
   /** How long to wait for every /readyz. @default 20000 */
   readonly readyTimeoutMs?: number;
 }
@@ -217,7 +219,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     });
     // Children log to stdout (pino); those lines go to our stderr so that our
     // stdout carries only the `ready <url>` line scripts wait for.
-    const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'serve'], { env, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
     child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {
