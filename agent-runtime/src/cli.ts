@@ -9,6 +9,7 @@ const USAGE = `agent-runtime <command>
   serve           run one agent from the environment (AGENT_CONFIG_FILE, AGENT_ROLE, ...)
   local           run a synthesized topology as local processes:
                     --manifests dist/<topology>.k8s.yaml --upstream-url <url> [--replicas N]
+                    [--node-arg=<flag>]... (e.g. --node-arg=--cpu-prof for every agent)
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
 `;
 

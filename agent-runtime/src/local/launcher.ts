@@ -287,7 +287,13 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
 export async function runLocalCli(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { manifests: { type: 'string' }, 'upstream-url': { type: 'string' }, replicas: { type: 'string', default: '1' } },
+    options: {
+      'manifests': { type: 'string' },
+      'upstream-url': { type: 'string' },
+      'replicas': { type: 'string', default: '1' },
+      // e.g. --node-arg=--cpu-prof: a flag for every agent process
+      'node-arg': { type: 'string', multiple: true },
+    },
   });
   if (!values.manifests || !values['upstream-url']) {
     process.stderr.write('agent-runtime local: --manifests <file> and --upstream-url <url> are required\n');
@@ -300,7 +306,7 @@ export async function runLocalCli(argv: string[]): Promise<void> {
   }
   let cluster: LocalCluster;
   try {
-    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas });
+    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [] });
   } catch (e) {
     process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
     process.exit(1);

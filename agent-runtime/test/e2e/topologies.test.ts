@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { startLocalCluster, LocalCluster } from '../../src/local/launcher';
 import { startMockUpstream, MockUpstream } from '../../src/mock/upstream';
 import { expectExactlyOnce, postJob, synthesizedManifests, tasks, TOPOLOGIES } from '../support/cluster';
@@ -107,7 +108,9 @@ test('hub-and-spoke: SIGTERM on a worker mid-job drains its work and exits 0', a
 });
 
 test('bad requests get a 400 with a message and the entry keeps serving', async () => {
-  cluster = await startLocalCluster({ manifests: manifests['hub-and-spoke'], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore' });
+  // (nodeArgs reach every agent process: checked on the way)
+  cluster = await startLocalCluster({ manifests: manifests['hub-and-spoke'], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', nodeArgs: ['--max-http-header-size=20000'] });
+  for (const a of cluster.agents) expect(readFileSync(`/proc/${a.process.pid}/cmdline`, 'utf8').split('\0')).toContain('--max-http-header-size=20000');
   const cases: Array<[unknown, RegExp]> = [
     ['{not json', /not valid JSON/],
     [{}, /must have required property 'tasks'/],
