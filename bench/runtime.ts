@@ -3,7 +3,7 @@
 import { createLogger, InferenceExecutor, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
 import { Construct } from 'constructs';
 import { AgentCluster, ModelCatalog, Topology } from '../src';
-import { load, pct, poster, round, synthToFile } from './support';
+import { load, pct, poster, round, startMockProcess, synthToFile } from './support';
 
 const API_KEY = 'sk-bench-0123456789';
 const upstream = { baseUrl: 'https://llm.example.com/v1', apiKeySecretName: 'upstream-api-key' };
@@ -25,7 +25,7 @@ function hubManifest(workers: number, inFlight = 256): string {
 
 /** One job of one task through the entry agent vs one call to the mock, p50/p99 at concurrency 1 and 64. */
 export async function benchOverhead() {
-  const mock = await startMockUpstream({ apiKey: API_KEY });
+  const mock = await startMockProcess({ apiKey: API_KEY });
   const cluster = await startLocalCluster({
     manifests: hubManifest(1),
     upstreamUrl: mock.url,
@@ -72,7 +72,7 @@ export async function benchOverhead() {
 
 /** 10,000 single-call tasks through a hub with 2 workers vs direct calls at the same concurrency. */
 export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
-  const mock = await startMockUpstream({ apiKey: API_KEY });
+  const mock = await startMockProcess({ apiKey: API_KEY });
   const cluster = await startLocalCluster({ manifests: hubManifest(2), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
   try {
     const direct = poster(mock.url.replace(/\/v1$/, ''), concurrency);
@@ -110,7 +110,7 @@ export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
 export async function benchCoordination(manifests: Record<string, string>, latencyMs = 50, taskCount = 100) {
   const rows = [];
   for (const [topology, file] of Object.entries(manifests)) {
-    const mock = await startMockUpstream({ apiKey: API_KEY, latencyMs });
+    const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
     const cluster = await startLocalCluster({ manifests: file, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
     try {
       const entryConfig = JSON.parse(readRoles(file).find((r: { entry: boolean }) => r.entry)!.configJson);

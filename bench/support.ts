@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -57,3 +58,31 @@ export function writeJson(file: string, data: unknown): void {
 }
 
 export const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+/**
+ * The mock upstream in a process of its own, as a real upstream is: the load
+ * generator and the mock do not share a thread, and the direct baseline
+ * crosses a process boundary like the path through the agents does.
+ */
+export async function startMockProcess(opts: { apiKey: string; latencyMs?: number }): Promise<{ url: string; close(): Promise<void> }> {
+  const cli = path.join(path.dirname(require.resolve('@cdk8s-agent-cluster/agent-runtime/package.json')), 'dist', 'cli.js');
+  const child = spawn(process.execPath, [cli, 'mock-upstream', '--port', '0', '--api-key', opts.apiKey, '--latency-ms', String(opts.latencyMs ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.once('exit', (code) => reject(new Error(`mock-upstream exited (${code}) before listening`)));
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening (\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+  });
+  child.removeAllListeners('exit');
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}

@@ -94,7 +94,9 @@ export class AgentCluster extends Construct {
   public readonly catalog: ModelCatalog;
   private readonly agents = new Map<string, AgentDeployment>();
   private readonly capacities = new Map<string, { replicas: number; inFlight: number }>();
-  private readonly peersJsonCache = new Map<string, string>();
+  // keyed by the topology's shared callee arrays (one for a whole mesh)
+  private readonly peersJsonCache = new Map<readonly string[], string>();
+  private readonly capacityCache = new Map<readonly string[], number>();
   private readonly modelsCache = new Map<string, string[]>();
   private readonly defaultModel: string;
 
@@ -156,10 +158,10 @@ export class AgentCluster extends Construct {
       if (cap.replicas === 0 && !autoscaling) {
         errors.push(`[${at(role)}] replicas: role '${role}' has 0 replicas and no autoscaler, so nothing would ever serve it. Fix: set replicas >= 1 or give it autoscaling.`);
       }
-      const callees = topo.calleesOf(role);
+      const callees = topo._callees(role);
       const roleFanOut = r.spec.fanOutConcurrency ?? fanOut;
       if (callees.length > 0) {
-        const capacity = callees.reduce((sum, c) => sum + (this.capacities.get(c)?.replicas ?? 0) * (this.capacities.get(c)?.inFlight ?? 0), 0);
+        const capacity = this.capacityOf(callees);
         if (roleFanOut > capacity) {
           errors.push(`[${at(role)}] fanOutConcurrency: ${roleFanOut} tasks in flight exceed the ${capacity} its callees (${callees.join(', ')}) can ever hold (replicas × maxInFlightTasks). Fix: lower fanOutConcurrency to ${capacity} or add callee replicas / maxInFlightTasks.`);
         }
@@ -226,6 +228,16 @@ export class AgentCluster extends Construct {
     return models;
   }
 
+  /** Tasks `callees` can hold at once at their declared replicas: replicas × maxInFlightTasks, summed. */
+  private capacityOf(callees: readonly string[]): number {
+    let capacity = this.capacityCache.get(callees);
+    if (capacity === undefined) {
+      capacity = callees.reduce((sum, c) => sum + (this.capacities.get(c)?.replicas ?? 0) * (this.capacities.get(c)?.inFlight ?? 0), 0);
+      this.capacityCache.set(callees, capacity);
+    }
+    return capacity;
+  }
+
   private autoscalingFor(r: TopologyRole): AutoscalingSpec | undefined {
     if (r.spec.disableAutoscaling) return undefined;
     if (r.spec.autoscaling) return r.spec.autoscaling;
@@ -272,9 +284,8 @@ export class AgentCluster extends Construct {
     // Every member of a mesh has the same peer list, n entries long: render
     // it once per distinct callee set and splice it in, so synth stays
     // linear in the output instead of re-serializing n² entries.
-    const callees = this.topology.calleesOf(role);
-    const key = callees.join(',');
-    let peersJson = this.peersJsonCache.get(key);
+    const callees = this.topology._callees(role);
+    let peersJson = this.peersJsonCache.get(callees);
     if (peersJson === undefined) {
       const peers = callees.map((c) => ({
         role: c,
@@ -284,7 +295,7 @@ export class AgentCluster extends Construct {
         models: this.modelsThrough(c),
       }));
       peersJson = JSON.stringify(peers, null, 2).replace(/\n/g, '\n  ');
-      this.peersJsonCache.set(key, peersJson);
+      this.peersJsonCache.set(callees, peersJson);
     }
     return JSON.stringify(config, null, 2).replace(`"${PEERS_PLACEHOLDER}"`, () => peersJson!);
   }

@@ -82,9 +82,8 @@ export class Topology {
       problems.push(`entry '${entry}' is not one of the peers: set entry to one of ${props.peers.map((p) => p.name).join(', ')}`);
     }
     const roles = props.peers.map((p) => ({ spec: p, kind: AgentKind.PEER, entry: p.name === entry }));
-    const edges: TopologyEdge[] = [];
-    for (const a of props.peers) for (const b of props.peers) edges.push({ from: a.name, to: b.name });
-    return new Topology(TopologyKind.MESH, roles, edges, problems);
+    // n² edges: described, not stored (see `edges`)
+    return new Topology(TopologyKind.MESH, roles, undefined, problems);
   }
 
   /** A tree: coordinator → supervisors → workers, given by each role's `reportsTo`. */
@@ -103,19 +102,20 @@ export class Topology {
   public readonly _problems: string[];
 
   // Built once: a mesh of n roles has n² edges, so per-role scans of the
-  // edge list would make synth cubic.
-  private index?: { out: Map<string, string[]>; in: Map<string, string[]>; byName: Map<string, TopologyRole> };
-
+  // edge list would make synth cubic. In a mesh every role's callees and
+  // callers are one shared array of all names: O(n), not O(n²).
+  private index?: { out: Map<string, readonly string[]>; in: Map<string, readonly string[]>; byName: Map<string, TopologyRole> };
+  private edgeList?: TopologyEdge[];
 
   private constructor(
     /** Which pattern this is. */
     public readonly kind: TopologyKind,
     /** Every role, the entry role first. */
     public readonly roles: TopologyRole[],
-    /** Every caller → callee edge. */
-    public readonly edges: TopologyEdge[],
+    edges: TopologyEdge[] | undefined,
     problems: string[],
   ) {
+    this.edgeList = edges;
     const seen = new Set<string>();
     const all = [...problems];
     for (const r of roles) {
@@ -125,9 +125,30 @@ export class Topology {
     this._problems = all;
   }
 
+  /**
+   * Every caller → callee edge. A mesh of n roles has n² of them; they are
+   * listed only when asked for (synthesis never needs the list).
+   */
+  public get edges(): TopologyEdge[] {
+    if (!this.edgeList) {
+      const names = this.roles.map((r) => r.spec.name);
+      this.edgeList = names.flatMap((from) => names.map((to) => ({ from, to })));
+    }
+    return this.edgeList;
+  }
+
   /** Names of the roles `role` calls. */
   public calleesOf(role: string): string[] {
-    return [...(this.adjacency().out.get(role) ?? [])];
+    return [...this._callees(role)];
+  }
+
+  /**
+   * Like calleesOf, without the copy: roles with the same callees (all of a
+   * mesh) share one array, which callers may use as a cache key.
+   * @internal
+   */
+  public _callees(role: string): readonly string[] {
+    return this.adjacency().out.get(role) ?? [];
   }
 
   /** Names of the roles that call `role`. */
@@ -141,6 +162,11 @@ export class Topology {
   }
 
   private adjacency() {
+    if (!this.index && this.kind === TopologyKind.MESH) {
+      const names: readonly string[] = this.roles.map((r) => r.spec.name);
+      const all = new Map(names.map((n) => [n, names]));
+      this.index = { out: all, in: all, byName: new Map(this.roles.map((r) => [r.spec.name, r])) };
+    }
     if (!this.index) {
       const out = new Map<string, string[]>();
       const inn = new Map<string, string[]>();
