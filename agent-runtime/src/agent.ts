@@ -60,13 +60,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   /** Runs a job's tasks the way this role does. `hop` 0 = from a client. */
   const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult) => void): Promise<TaskResult[]> => {
     const local = executor && (config.kind === 'worker' || hop > 0 || !dispatcher);
-    if (local) {
-      return runBounded(tasks, config.concurrency.maxInFlightTasks, async (t) => {
-        const r = await executor.execute(t, deadlineAt, handBack.signal);
-        onResult?.(r);
-        return r;
-      });
-    }
+    if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, handBack.signal), onResult);
     if (!dispatcher) {
       const results = tasks.map((t) => ({ id: t.id, ok: false, costUsd: 0, attempts: 0, latencyMs: 0, agentId: env.agentId, error: { code: 'unavailable' as const, message: `role '${config.role}' has no callees and calls no model` } }));
       results.forEach((r) => onResult?.(r));

@@ -51,11 +51,7 @@ export class Dispatcher {
 
   /** Dispatches a job's tasks, `fanOut` at once; `onResult` sees each result as it is final. */
   runJob(jobId: string, tasks: readonly Task[], deadlineAt: number, hop: number, signal?: AbortSignal, onResult?: (r: TaskResult) => void): Promise<TaskResult[]> {
-    return runBounded(tasks, this.opts.fanOut, async (t) => {
-      const r = await this.dispatch(jobId, t, deadlineAt, hop, signal);
-      onResult?.(r);
-      return r;
-    });
+    return runBounded(tasks, this.opts.fanOut, (t) => this.dispatch(jobId, t, deadlineAt, hop, signal), onResult);
   }
 
   async dispatch(jobId: string, task: Task, deadlineAt: number, hop: number, signal?: AbortSignal): Promise<TaskResult> {
@@ -90,7 +86,7 @@ export class Dispatcher {
       const left = deadlineAt - Date.now();
       if (signal?.aborted) return fail('cancelled', `handed back: agent shutting down (${last})`);
       if (left <= this.margin) return fail('deadline_exceeded', `deadline passed before a callee answered (last: ${last})`);
-      const ep = pool.pick(eligible, new Set([...tried, ...failedUpstream]));
+      const ep = pool.pick(eligible, failedUpstream.size === 0 ? tried : new Set([...tried, ...failedUpstream]));
       if (!ep) {
         if (lastUpstreamFailure && pool.allIn(eligible, failedUpstream)) {
           // every pod has had its chance against the upstream: report its failure
