@@ -1,6 +1,6 @@
 // The runtime is this repository's own workspace package (agent-runtime/).
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { createLogger, InferenceExecutor, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
+import { createLogger, InferenceExecutor, LocalCluster, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
 import { Construct } from 'constructs';
 import { AgentCluster, ModelCatalog, Topology } from '../src';
 import { load, pct, poster, round, startMockProcess, synthToFile } from './support';
@@ -23,19 +23,26 @@ function hubManifest(workers: number, inFlight = 256): string {
   });
 }
 
+/** Runs `fn` against a topology started locally, its upstream the mock in a process of its own; stops both after. */
+async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cluster: LocalCluster, mockUrl: string) => Promise<T>): Promise<T> {
+  const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
+  try {
+    const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+    try {
+      return await fn(cluster, mock.url);
+    } finally {
+      await cluster.stop();
+    }
+  } finally {
+    await mock.close();
+  }
+}
+
 /** One job of one task through the entry agent vs one call to the mock, p50/p99 at concurrency 1 and 64. */
 export async function benchOverhead() {
-  const mock = await startMockProcess({ apiKey: API_KEY });
-  const cluster = await startLocalCluster({
-    manifests: hubManifest(1),
-    upstreamUrl: mock.url,
-    apiKey: API_KEY,
-    logs: 'ignore',
-    env: { LOG_LEVEL: 'warn' },
-  });
-  const rows = [];
-  try {
-    const direct = poster(mock.url.replace(/\/v1$/, ''), 64);
+  return withLocalCluster(hubManifest(1), 0, async (cluster, mockUrl) => {
+    const rows = [];
+    const direct = poster(mockUrl.replace(/\/v1$/, ''), 64);
     const entry = poster(cluster.entryUrl, 64);
     const callDirect = (i: number) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` });
     const callEntry = async (i: number) => {
@@ -63,19 +70,14 @@ export async function benchOverhead() {
     }
     await direct.close();
     await entry.close();
-  } finally {
-    await cluster.stop();
-    await mock.close();
-  }
-  return rows;
+    return rows;
+  });
 }
 
 /** 10,000 single-call tasks through a hub with 2 workers vs direct calls at the same concurrency. */
 export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
-  const mock = await startMockProcess({ apiKey: API_KEY });
-  const cluster = await startLocalCluster({ manifests: hubManifest(2), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
-  try {
-    const direct = poster(mock.url.replace(/\/v1$/, ''), concurrency);
+  return withLocalCluster(hubManifest(2), 0, async (cluster, mockUrl) => {
+    const direct = poster(mockUrl.replace(/\/v1$/, ''), concurrency);
     const d = await load(totalTasks, concurrency, (i) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` }));
     await direct.close();
     // Jobs of 100 tasks; the coordinator keeps 64 in flight per job, so one job at a time gives the same concurrency.
@@ -100,19 +102,14 @@ export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
         succeeded: ok,
       },
     ];
-  } finally {
-    await cluster.stop();
-    await mock.close();
-  }
+  });
 }
 
 /** A 100-task job per topology with a fixed mock latency, vs latency × waves. */
 export async function benchCoordination(manifests: Record<string, string>, latencyMs = 50, taskCount = 100) {
   const rows = [];
   for (const [topology, file] of Object.entries(manifests)) {
-    const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
-    const cluster = await startLocalCluster({ manifests: file, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
-    try {
+    await withLocalCluster(file, latencyMs, async (cluster) => {
       const entryConfig = JSON.parse(readRoles(file).find((r: { entry: boolean }) => r.entry)!.configJson);
       const fanOut = entryConfig.fanOut.concurrency;
       const entry = poster(cluster.entryUrl, 2);
@@ -138,10 +135,7 @@ export async function benchCoordination(manifests: Record<string, string>, laten
         ratio: round(best / ideal),
         overheadPerWaveMs: round((best - ideal) / Math.ceil(taskCount / fanOut), 2),
       });
-    } finally {
-      await cluster.stop();
-      await mock.close();
-    }
+    });
   }
   return rows;
 }
