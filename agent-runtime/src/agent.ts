@@ -8,7 +8,7 @@ import { AgentConfig, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { runBounded } from './coordination/run-bounded';
-import { agentService, ExecuteRequest, ExecuteResponse, fromWireTask, SERVER_OPTIONS, toWireResult, WireResult } from './grpc/service';
+import { agentService, ExecuteRequest, ExecuteResponse, fromWireTask, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult, WireTask } from './grpc/service';
 import { parseJob, RequestError, resultJson } from './http/jobs';
 import { InferenceExecutor } from './inference/executor';
 import { createLogger, Logger } from './logger';
@@ -40,7 +40,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const client = callsUpstream ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
-  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId }) : undefined;
+  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
   await pool?.start();
 
   let draining = false;
@@ -58,92 +58,136 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   };
 
   /** Runs a job's tasks the way this role does. `hop` 0 = from a client. */
-  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult) => void): Promise<TaskResult[]> => {
+  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult, index: number) => void): Promise<TaskResult[]> => {
     const local = executor && (config.kind === 'worker' || hop > 0 || !dispatcher);
     if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, handBack.signal), onResult);
     if (!dispatcher) {
       const results = tasks.map((t) => ({ id: t.id, ok: false, costUsd: 0, attempts: 0, latencyMs: 0, agentId: env.agentId, error: { code: 'unavailable' as const, message: `role '${config.role}' has no callees and calls no model` } }));
-      results.forEach((r) => onResult?.(r));
+      results.forEach((r, i) => onResult?.(r, i));
       return Promise.resolve(results);
     }
     return dispatcher.runJob(jobId, tasks, deadlineAt, hop, handBack.signal, onResult);
   };
 
-  const overloaded = (t: Task): TaskResult => ({
+  const refusal = (t: Task, code: 'bad_request' | 'overloaded' | 'unavailable', message: string): TaskResult => ({
     id: t.id,
     ok: false,
     costUsd: 0,
     attempts: 0,
     latencyMs: 0,
     agentId: env.agentId,
-    error: { code: 'overloaded', message: `agent ${env.agentId} is at its limit of ${config.concurrency.maxInFlightTasks} tasks` },
+    error: { code, message },
   });
 
   // ---- gRPC ----
   const grpcServer = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': config.limits.maxRequestBytes });
   /**
-   * What both RPCs do first: refuse while draining, fix each task's deadline
-   * (its own or the request's, never past the call's), and admit what fits
-   * (the rest is handed back as `overloaded` for another pod). Accepted tasks
-   * come grouped by job and deadline, the unit `run` works in.
+   * What both RPCs do with the tasks they receive: refuse while draining, fix
+   * each task's deadline (its own, else `fallback.deadlineAt`, never past
+   * `ceiling`), and admit what fits (the rest is handed back as `overloaded`
+   * for another pod). Accepted tasks come grouped by job and deadline, the
+   * unit `run` works in, each with its seq (Session) beside it.
    */
-  const admit = (call: grpc.ServerUnaryCall<ExecuteRequest, unknown> | grpc.ServerWritableStream<ExecuteRequest, unknown>) => {
-    if (draining) return { error: { code: grpc.status.UNAVAILABLE, details: `agent ${env.agentId} is draining` } };
-    const req = call.request;
-    const callDeadline = call.getDeadline();
-    const ceiling = callDeadline instanceof Date ? callDeadline.getTime() : Infinity;
-    const wire = req.tasks ?? [];
-    const room = Math.max(0, config.concurrency.maxInFlightTasks - activeTasks);
-    const groups = new Map<string, { jobId: string; deadlineAt: number; tasks: Task[] }>();
-    const rejected: TaskResult[] = [];
-    for (const [i, w] of wire.entries()) {
-      const deadlineAt = Math.min(w.deadline_unix_ms || req.deadline_unix_ms || Infinity, ceiling);
-      if (!Number.isFinite(deadlineAt)) return { error: { code: grpc.status.INVALID_ARGUMENT, details: `task ${w.id}: deadline_unix_ms is required` } };
+  const admit = (wire: readonly WireTask[], fallback: { jobId: string; deadlineAt: number }, ceiling: number) => {
+    const room = draining ? 0 : Math.max(0, config.concurrency.maxInFlightTasks - activeTasks);
+    const groups = new Map<string, { jobId: string; deadlineAt: number; tasks: Task[]; seqs: number[] }>();
+    const refused: Array<{ result: TaskResult; seq: number }> = [];
+    let accepted = 0;
+    for (const w of wire) {
       const task = fromWireTask(w);
-      if (i >= room) {
-        rejected.push(overloaded(task));
-        continue;
+      const seq = w.seq ?? 0;
+      const deadlineAt = Math.min(w.deadline_unix_ms || fallback.deadlineAt, ceiling);
+      if (!Number.isFinite(deadlineAt)) {
+        refused.push({ result: refusal(task, 'bad_request', `task ${w.id}: deadline_unix_ms is required`), seq });
+      } else if (draining) {
+        refused.push({ result: refusal(task, 'unavailable', `agent ${env.agentId} is draining`), seq });
+      } else if (accepted >= room) {
+        refused.push({ result: refusal(task, 'overloaded', `agent ${env.agentId} is at its limit of ${config.concurrency.maxInFlightTasks} tasks`), seq });
+      } else {
+        accepted += 1;
+        const jobId = w.job_id || fallback.jobId;
+        const key = `${jobId}|${deadlineAt}`;
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = { jobId, deadlineAt, tasks: [], seqs: [] }));
+        g.tasks.push(task);
+        g.seqs.push(seq);
       }
-      const jobId = w.job_id || req.job_id;
-      const key = `${jobId}|${deadlineAt}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = { jobId, deadlineAt, tasks: [] }));
-      g.tasks.push(task);
     }
-    const accepted = Math.min(room, wire.length);
     activeTasks += accepted;
-    return { groups: [...groups.values()], rejected, accepted, hop: req.hop };
+    return { groups: [...groups.values()], refused, accepted };
   };
+
+  /** How to end each live Session (flush its results, then close it), called once a drain has finished or handed back the work. */
+  const sessions = new Map<grpc.ServerDuplexStream<TaskBatch, ResultBatch>, () => void>();
 
   grpcServer.addService(agentService().service, {
     Execute: (call: grpc.ServerUnaryCall<ExecuteRequest, ExecuteResponse>, cb: grpc.sendUnaryData<ExecuteResponse>) => {
-      const a = admit(call);
-      if ('error' in a) return void cb(a.error!);
+      if (draining) return void cb({ code: grpc.status.UNAVAILABLE, details: `agent ${env.agentId} is draining` });
+      const req = call.request;
+      const callDeadline = call.getDeadline();
+      const a = admit(req.tasks ?? [], { jobId: req.job_id, deadlineAt: Number(req.deadline_unix_ms) || Infinity }, callDeadline instanceof Date ? callDeadline.getTime() : Infinity);
+      const missing = a.refused.find((r) => r.result.error!.code === 'bad_request');
+      if (missing) {
+        activeTasks -= a.accepted;
+        return void cb({ code: grpc.status.INVALID_ARGUMENT, details: missing.result.error!.message });
+      }
       void track(
-        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, a.hop)))
-          .then((done) => cb(null, { results: [...done.flat(), ...a.rejected].map(toWireResult) }))
+        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, req.hop)))
+          .then((done) => cb(null, { results: [...done.flat(), ...a.refused.map((r) => r.result)].map(toWireResult) }))
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
           .finally(() => {
             activeTasks -= a.accepted;
           }),
       );
     },
-    ExecuteStream: (call: grpc.ServerWritableStream<ExecuteRequest, WireResult>) => {
-      const a = admit(call);
-      // grpc-js turns an 'error' event on a server stream into the call's status
-      if ('error' in a) return void call.emit('error', a.error);
-      const send = (r: TaskResult) => {
-        if (!call.cancelled && !call.destroyed) call.write(toWireResult(r));
+    Session: (call: grpc.ServerDuplexStream<TaskBatch, ResultBatch>) => {
+      // Results that finish in the same turn go back in one message.
+      let out: WireResult[] = [];
+      const flush = () => {
+        const batch = out;
+        out = [];
+        if (batch.length > 0 && !call.cancelled && !call.destroyed && call.writable) call.write({ results: batch });
       };
-      a.rejected.forEach(send);
-      void track(
-        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, a.hop, send)))
-          .then(() => call.end())
-          .catch((e: Error) => call.emit('error', { code: grpc.status.INTERNAL, details: e.message }))
-          .finally(() => {
-            activeTasks -= a.accepted;
-          }),
-      );
+      const send = (r: TaskResult, seq: number) => {
+        if (out.length === 0) setImmediate(flush);
+        out.push({ ...toWireResult(r), seq });
+      };
+      let running = 0;
+      let callerDone = false;
+      const end = () => {
+        flush();
+        sessions.delete(call);
+        if (!call.cancelled && call.writable) call.end();
+      };
+      sessions.set(call, end);
+      const maybeEnd = () => {
+        if (callerDone && running === 0) end();
+      };
+      call.on('data', (batch: TaskBatch) => {
+        const a = admit(batch.tasks ?? [], { jobId: '', deadlineAt: Infinity }, Infinity);
+        for (const r of a.refused) send(r.result, r.seq);
+        if (a.accepted === 0) return;
+        running += a.accepted;
+        void track(
+          Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, batch.hop, (r, i) => send(r, g.seqs[i]))))
+            .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
+            .finally(() => {
+              activeTasks -= a.accepted;
+              running -= a.accepted;
+              maybeEnd();
+            }),
+        );
+      });
+      // The caller half-closed (it has nothing more to send) or went away.
+      call.on('end', () => {
+        callerDone = true;
+        maybeEnd();
+      });
+      call.on('cancelled', () => {
+        callerDone = true;
+        sessions.delete(call);
+      });
+      call.on('error', () => sessions.delete(call));
     },
   });
   health.addToServer(grpcServer);
@@ -265,6 +309,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
       }
       clearTimeout(timer);
+      // every session's work is done or handed back: tell the callers it is over
+      for (const end of [...sessions.values()]) end();
+      dispatcher?.close();
       await new Promise<void>((r) => {
         httpServer.close(() => r());
         httpServer.closeAllConnections();

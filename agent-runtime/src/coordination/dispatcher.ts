@@ -5,6 +5,7 @@ import { fromWireResult, toWireTask, WireResult, WireTask } from '../grpc/servic
 import { Task, TaskResult } from '../types';
 import { Endpoint, PeerPool } from './peers';
 import { runBounded } from './run-bounded';
+import { PeerSession, taskBytes, taskBytesBound } from './session';
 
 export interface DispatcherOptions {
   readonly pool: PeerPool;
@@ -14,6 +15,12 @@ export interface DispatcherOptions {
   readonly agentId: string;
   /** Time kept back at each hop for the answer's way home. @default 50 */
   readonly returnMarginMs?: number;
+  /**
+   * The largest message a callee accepts (the cluster's limits.maxRequestBytes,
+   * the same for every role): a task larger than this is refused here as
+   * bad_request, and batches are cut below it. @default 4 MiB
+   */
+  readonly maxMessageBytes?: number;
 }
 
 /** Results a callee hands back so another agent can take the task. */
@@ -32,25 +39,19 @@ const UPSTREAM_TRANSIENT = new Set(['upstream_error', 'timeout', 'rate_limited',
  * exactly one result per task back: a failed call or a handed-back task goes
  * to another pod until the deadline, and each task is answered once.
  */
-interface PendingBatch {
-  readonly ep: Endpoint;
-  readonly hop: number;
-  readonly tasks: WireTask[];
-  readonly waiters: Map<string, { resolve(r: WireResult | undefined): void; reject(e: grpc.ServiceError): void }>;
-  deadlineAt: number;
-}
-
 export class Dispatcher {
   private readonly margin: number;
-  /** Tasks waiting for this turn's call, by pod and hop. */
-  private readonly pending = new Map<string, PendingBatch>();
+  private readonly maxMessageBytes: number;
+  /** This agent's Session with each callee pod, by address. */
+  private readonly sessions = new Map<string, PeerSession>();
 
   constructor(private readonly opts: DispatcherOptions) {
     this.margin = opts.returnMarginMs ?? 50;
+    this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
   }
 
   /** Dispatches a job's tasks, `fanOut` at once; `onResult` sees each result as it is final. */
-  runJob(jobId: string, tasks: readonly Task[], deadlineAt: number, hop: number, signal?: AbortSignal, onResult?: (r: TaskResult) => void): Promise<TaskResult[]> {
+  runJob(jobId: string, tasks: readonly Task[], deadlineAt: number, hop: number, signal?: AbortSignal, onResult?: (r: TaskResult, index: number) => void): Promise<TaskResult[]> {
     return runBounded(tasks, this.opts.fanOut, (t) => this.dispatch(jobId, t, deadlineAt, hop, signal), onResult);
   }
 
@@ -82,6 +83,11 @@ export class Dispatcher {
     if (eligible.size === 0) {
       return fail('bad_request', `no callee accepts model '${task.model}'${task.role ? ` on role '${task.role}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
     }
+    const wireTask = toWireTask(task);
+    let bytes = taskBytesBound(wireTask);
+    if (bytes > this.maxMessageBytes - 1024 && (bytes = taskBytes(wireTask)) > this.maxMessageBytes - 1024) {
+      return fail('bad_request', `task is about ${bytes} bytes, more than a callee accepts (${this.maxMessageBytes} bytes, limits.maxRequestBytes); split its messages or raise maxRequestBytes`);
+    }
     for (;;) {
       const left = deadlineAt - Date.now();
       if (signal?.aborted) return fail('cancelled', `handed back: agent shutting down (${last})`);
@@ -101,14 +107,11 @@ export class Dispatcher {
       attempts += 1;
       let wire: WireResult | undefined;
       try {
-        wire = await this.call(ep, jobId, task, deadlineAt - this.margin, hop + 1);
+        wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes);
       } catch (e) {
         const err = e as grpc.ServiceError;
         last = `${ep.role} ${ep.address}: ${grpc.status[err.code] ?? 'error'} ${err.details ?? err.message}`;
         metrics.dispatches.inc({ peer: ep.role, outcome: grpc.status[err.code] ?? 'error' });
-        if (err.code === grpc.status.RESOURCE_EXHAUSTED && /message larger/i.test(err.details ?? '')) {
-          return fail('bad_request', `task is larger than the callee accepts: ${err.details}`);
-        }
         if (err.code === grpc.status.DEADLINE_EXCEEDED) continue; // the loop reports deadline_exceeded
         pool.markUnhealthy(ep.address);
         tried.add(ep.address);
@@ -127,6 +130,7 @@ export class Dispatcher {
       if (!r.ok && r.error && HANDED_BACK.has(r.error.code)) {
         last = `${ep.address} handed it back: ${r.error.message}`;
         tried.add(ep.address);
+        if (r.error.code === 'unavailable') pool.markUnhealthy(ep.address); // draining: send it nothing new for a while
         metrics.dispatches.inc({ peer: ep.role, outcome: r.error.code });
         metrics.redispatches.inc({ reason: r.error.code });
         continue;
@@ -146,59 +150,29 @@ export class Dispatcher {
   }
 
   /**
-   * One task's trip to one pod. Tasks sent to the same pod in the same turn
-   * of the event loop (a fan-out starts `fanOut` of them at once; results
-   * freeing slots arrive together) share one ExecuteStream call, each with
-   * its own job and deadline; each task's result resolves its own promise as
-   * it streams back. A failed call rejects every task still waiting on it,
-   * and each is then re-dispatched on its own. Resolves undefined when the
-   * call ended without this task's result.
+   * One task's trip to one pod, on this agent's Session with it (opened on
+   * first use, reopened after it breaks). Tasks sent to the same pod in the
+   * same turn of the event loop (a fan-out starts `fanOut` of them at once;
+   * results freeing slots arrive together) go in one batch. Resolves with the
+   * task's result, or undefined when the pod ended the session without it;
+   * rejects when the session failed or the pod did not answer in time.
    */
-  private call(ep: Endpoint, jobId: string, task: Task, deadlineAt: number, hop: number): Promise<WireResult | undefined> {
-    // Results name only the task id: a task whose id another job already has
-    // in this turn's call to the pod goes into a call of its own.
-    let key = `${ep.address}|${hop}`;
-    let batch = this.pending.get(key);
-    for (let n = 1; batch?.waiters.has(task.id); n++) {
-      key = `${ep.address}|${hop}|${n}`;
-      batch = this.pending.get(key);
+  private call(ep: Endpoint, jobId: string, task: WireTask, deadlineAt: number, hop: number, bytes: number): Promise<WireResult | undefined> {
+    let s = this.sessions.get(ep.address);
+    if (!s || s.closed) {
+      s = new PeerSession(ep.client, ep.address, this.maxMessageBytes - 1024, (closed) => {
+        if (this.sessions.get(ep.address) === closed) this.sessions.delete(ep.address);
+      });
+      this.sessions.set(ep.address, s);
     }
-    if (!batch) {
-      batch = { ep, hop, tasks: [], waiters: new Map(), deadlineAt: 0 };
-      this.pending.set(key, batch);
-      setImmediate(() => this.flush(key));
-    }
-    batch.tasks.push({ ...toWireTask(task), deadline_unix_ms: deadlineAt, job_id: jobId });
-    batch.deadlineAt = Math.max(batch.deadlineAt, deadlineAt);
-    const b = batch;
-    return new Promise((resolve, reject) => b.waiters.set(task.id, { resolve, reject }));
+    // the pod answers by the deadline; waiting on may take only the margin of the way home
+    return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId }, hop, deadlineAt + this.margin / 2, bytes);
   }
 
-  private flush(key: string): void {
-    const batch = this.pending.get(key)!;
-    this.pending.delete(key);
-    const { ep, waiters } = batch;
-    const first = batch.tasks[0];
-    const stream = ep.client.ExecuteStream(
-      { job_id: first.job_id ?? '', tasks: batch.tasks, deadline_unix_ms: batch.deadlineAt, hop: batch.hop },
-      new grpc.Metadata(),
-      // the call may outlive its latest task's deadline only by the margin of the way home
-      { deadline: new Date(batch.deadlineAt + this.margin / 2) },
-    );
-    stream.on('data', (r: WireResult) => {
-      const w = waiters.get(r.id);
-      if (!w) return; // not ours (a callee bug): ignored here, the task's own result still counts
-      waiters.delete(r.id);
-      w.resolve(r);
-    });
-    stream.on('error', (e: grpc.ServiceError) => {
-      for (const w of waiters.values()) w.reject(e);
-      waiters.clear();
-    });
-    stream.on('end', () => {
-      for (const w of waiters.values()) w.resolve(undefined);
-      waiters.clear();
-    });
+  /** Ends every session (the agent is stopping); tasks still waiting resolve undefined. */
+  close(): void {
+    for (const s of this.sessions.values()) s.end();
+    this.sessions.clear();
   }
 }
 

@@ -15,6 +15,8 @@ export interface WireTask {
   /** Per-task deadline and job when a call carries tasks of several jobs (0 / empty: the request's). */
   deadline_unix_ms?: number;
   job_id?: string;
+  /** Session only: the caller's number for the task, echoed in its result. */
+  seq?: number;
 }
 export interface WireResult {
   id: string;
@@ -27,6 +29,8 @@ export interface WireResult {
   latency_ms?: number;
   agent_id?: string;
   error?: { code: string; message: string } | null;
+  /** Session only: the seq of the task this answers. */
+  seq?: number;
 }
 export interface ExecuteRequest {
   job_id: string;
@@ -37,10 +41,19 @@ export interface ExecuteRequest {
 export interface ExecuteResponse {
   results: WireResult[];
 }
+/** What a caller writes on a Session: tasks, each with its own deadline, job and seq. */
+export interface TaskBatch {
+  tasks: WireTask[];
+  hop: number;
+}
+/** What a callee writes back on a Session: the results that finished together. */
+export interface ResultBatch {
+  results: WireResult[];
+}
 
 export type AgentServiceClient = grpc.Client & {
   Execute(req: ExecuteRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: ExecuteResponse) => void): grpc.ClientUnaryCall;
-  ExecuteStream(req: ExecuteRequest, metadata: grpc.Metadata, options: grpc.CallOptions): grpc.ClientReadableStream<WireResult>;
+  Session(metadata: grpc.Metadata, options: grpc.CallOptions): grpc.ClientDuplexStream<TaskBatch, ResultBatch>;
 };
 
 let cached: { service: grpc.ServiceDefinition; Client: grpc.ServiceClientConstructor } | undefined;

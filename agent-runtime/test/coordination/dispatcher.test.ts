@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Dispatcher } from '../../src/coordination/dispatcher';
 import { PeerPool } from '../../src/coordination/peers';
-import { agentService, ExecuteRequest, ExecuteResponse, SERVER_OPTIONS, toWireResult, WireResult } from '../../src/grpc/service';
+import { agentService, ExecuteRequest, ExecuteResponse, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult } from '../../src/grpc/service';
 import { createLogger } from '../../src/logger';
 import { RuntimeMetrics } from '../../src/metrics';
 import { TaskErrorCode, TaskResult } from '../../src/types';
@@ -9,15 +9,20 @@ import { TaskErrorCode, TaskResult } from '../../src/types';
 // Two fake callee pods of one role, each answering from a script, behind a
 // real gRPC server: what the dispatcher does with each kind of answer.
 
-/** ok / a task error / one result then the call fails (the pod died mid-stream). */
-type Answer = { ok: true } | { ok: false; code: TaskErrorCode } | { breakAfter: number };
+/**
+ * ok / a task error / `breakAfter` results, then the session fails (the pod
+ * died mid-stream) / `silent`: takes tasks and never answers (a hung pod).
+ */
+type Answer = { ok: true } | { ok: false; code: TaskErrorCode } | { breakAfter: number } | { silent: true };
 interface FakePod {
   address: string;
   /** tasks received */
   calls: number;
-  /** ExecuteStream calls received */
-  rpcs: number;
-  requests: ExecuteRequest[];
+  /** task batches received */
+  batches: number;
+  /** Session streams opened */
+  sessions: number;
+  requests: TaskBatch[];
   server: grpc.Server;
 }
 
@@ -29,27 +34,34 @@ function resultFor(name: string, answer: Answer, t: { id: string; job_id?: strin
 
 async function startPod(name: string, answer: Answer): Promise<FakePod> {
   const server = new grpc.Server(SERVER_OPTIONS);
-  const pod: FakePod = { address: '', calls: 0, rpcs: 0, requests: [], server };
+  const pod: FakePod = { address: '', calls: 0, batches: 0, sessions: 0, requests: [], server };
   server.addService(agentService().service, {
     Execute: (_call: grpc.ServerUnaryCall<ExecuteRequest, ExecuteResponse>, cb: grpc.sendUnaryData<ExecuteResponse>) => {
-      cb({ code: grpc.status.UNIMPLEMENTED, details: 'the dispatcher must use ExecuteStream' });
+      cb({ code: grpc.status.UNIMPLEMENTED, details: 'the dispatcher must use Session' });
     },
-    ExecuteStream: (call: grpc.ServerWritableStream<ExecuteRequest, WireResult>) => {
-      pod.rpcs += 1;
-      pod.requests.push(call.request);
-      const tasks = call.request.tasks;
-      pod.calls += tasks.length;
-      // answer on a later turn, in reverse order: results stream back as they finish, not in request order
-      setTimeout(() => {
-        for (const [i, t] of [...tasks].reverse().entries()) {
-          if ('breakAfter' in answer && i >= answer.breakAfter) {
-            call.emit('error', { code: grpc.status.UNAVAILABLE, details: `${name} went away` });
-            return;
+    Session: (call: grpc.ServerDuplexStream<TaskBatch, ResultBatch>) => {
+      pod.sessions += 1;
+      let broken = false;
+      call.on('data', (batch: TaskBatch) => {
+        pod.batches += 1;
+        pod.requests.push(batch);
+        pod.calls += batch.tasks.length;
+        if ('silent' in answer) return;
+        // answer on a later turn, one message per result, in reverse order:
+        // results stream back as they finish, not in request order
+        setTimeout(() => {
+          for (const [i, t] of [...batch.tasks].reverse().entries()) {
+            if (broken) return;
+            if ('breakAfter' in answer && i >= answer.breakAfter) {
+              broken = true;
+              call.emit('error', { code: grpc.status.UNAVAILABLE, details: `${name} went away` });
+              return;
+            }
+            call.write({ results: [{ ...toWireResult(resultFor(name, answer, t)), seq: t.seq }] });
           }
-          call.write(toWireResult(resultFor(name, answer, t)));
-        }
-        call.end();
-      }, 5);
+        }, 5);
+      });
+      call.on('end', () => call.end());
     },
   });
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -60,7 +72,7 @@ async function startPod(name: string, answer: Answer): Promise<FakePod> {
 let pods: FakePod[] = [];
 let pool: PeerPool | undefined;
 
-async function dispatcherFor(answers: Answer[], fanOut = 4): Promise<Dispatcher> {
+async function dispatcherFor(answers: Answer[], fanOut = 4, maxMessageBytes?: number): Promise<Dispatcher> {
   pods = await Promise.all(answers.map((a, i) => startPod(`pod-${i}`, a)));
   pool = new PeerPool(
     [{ role: 'worker', kind: 'worker', address: 'worker.test.svc:50051', maxInFlightTasks: 8 }],
@@ -68,10 +80,14 @@ async function dispatcherFor(answers: Answer[], fanOut = 4): Promise<Dispatcher>
     createLogger({ level: 'silent' }),
   );
   await pool.start();
-  return new Dispatcher({ pool, fanOut, metrics: new RuntimeMetrics(), logger: createLogger({ level: 'silent' }), agentId: 'coordinator-0' });
+  dispatcher = new Dispatcher({ pool, fanOut, metrics: new RuntimeMetrics(), logger: createLogger({ level: 'silent' }), agentId: 'coordinator-0', maxMessageBytes });
+  return dispatcher;
 }
 
+let dispatcher: Dispatcher | undefined;
 afterEach(async () => {
+  dispatcher?.close();
+  dispatcher = undefined;
   pool?.close();
   pool = undefined;
   await Promise.all(pods.map((p) => new Promise<void>((r) => p.server.tryShutdown(() => r()))));
@@ -116,15 +132,16 @@ test.each(['bad_request', 'context_overflow', 'auth'] as TaskErrorCode[])('a per
 
 const job = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `t${i}`, messages: [{ role: 'user' as const, content: `task ${i}` }] }));
 
-test('a fan-out shares one call per pod per turn, and every task gets its own result exactly once', async () => {
+test('a fan-out sends one batch per pod per turn on one session, and every task gets its own result exactly once', async () => {
   const d = await dispatcherFor([{ ok: true }, { ok: true }], 16);
   const tasks = job(16);
   const results = await d.runJob('job-a', tasks, Date.now() + 5000, 0);
   expect(results.map((r) => r.id)).toEqual(tasks.map((t) => t.id));
   expect(results.every((r) => r.ok)).toBe(true);
   expect(pods[0].calls + pods[1].calls).toBe(16); // each task sent once
-  expect(pods[0].rpcs + pods[1].rpcs).toBe(2); // one call per pod for the whole wave
+  expect(pods[0].batches + pods[1].batches).toBe(2); // one message per pod for the whole wave
   for (const req of pods.flatMap((p) => p.requests)) {
+    expect(req.hop).toBe(1);
     for (const t of req.tasks) {
       expect(t.job_id).toBe('job-a');
       expect(Number(t.deadline_unix_ms)).toBeGreaterThan(Date.now());
@@ -132,24 +149,74 @@ test('a fan-out shares one call per pod per turn, and every task gets its own re
   }
 });
 
-test('tasks of two jobs with the same ids, sent to one pod at once, each get their own job\'s result', async () => {
+test('jobs one after another reuse the session with each pod: no stream is set up per job', async () => {
+  const d = await dispatcherFor([{ ok: true }, { ok: true }], 4);
+  for (let j = 0; j < 5; j++) {
+    const results = await d.runJob(`job-${j}`, job(8), Date.now() + 5000, 0);
+    expect(results.every((r) => r.ok && r.content === `from ${r.agentId} for job-${j}`)).toBe(true);
+  }
+  expect(pods.map((p) => p.sessions)).toEqual([1, 1]);
+  expect(pods[0].calls + pods[1].calls).toBe(40);
+});
+
+test("tasks of two jobs with the same ids, sent to one pod at once, share a batch and each get their own job's result", async () => {
   const d = await dispatcherFor([{ ok: true }], 8);
   const deadline = Date.now() + 5000;
   const [a, b] = await Promise.all([d.runJob('job-a', job(3), deadline, 0), d.runJob('job-b', job(3), deadline, 0)]);
   expect(a.map((r) => r.content)).toEqual(['from pod-0 for job-a', 'from pod-0 for job-a', 'from pod-0 for job-a']);
   expect(b.map((r) => r.content)).toEqual(['from pod-0 for job-b', 'from pod-0 for job-b', 'from pod-0 for job-b']);
   expect(pods[0].calls).toBe(6);
-  expect(pods[0].rpcs).toBe(2); // same ids cannot share a call
+  expect(pods[0].batches).toBe(1); // results are matched by seq, not by task id
+  expect(new Set(pods[0].requests[0].tasks.map((t) => t.seq)).size).toBe(6);
 });
 
-test('a call that fails mid-stream: the results already streamed count, the rest are re-dispatched once each', async () => {
+test('a session that fails mid-stream: the results already streamed count, the rest are re-dispatched once each', async () => {
   const d = await dispatcherFor([{ breakAfter: 2 }, { ok: true }], 16);
   const tasks = job(12);
   const results = await d.runJob('job', tasks, Date.now() + 5000, 0);
   expect(results.map((r) => r.id)).toEqual(tasks.map((t) => t.id));
   expect(results.every((r) => r.ok)).toBe(true);
   const fromBroken = results.filter((r) => r.agentId === 'pod-0').length;
-  // pod-0 streamed 2 results per call before failing; everything else came from pod-1
-  expect(fromBroken).toBe(2 * pods[0].rpcs);
+  // pod-0 streamed 2 results per batch before failing; everything else came from pod-1
+  expect(fromBroken).toBe(2 * pods[0].batches);
   expect(results.filter((r) => r.agentId === 'pod-1').length).toBe(12 - fromBroken);
+  // once its session broke, pod-0 was sent nothing more in this job
+  expect(pods[0].sessions).toBe(1);
+});
+
+test('a pod that takes a task and never answers: the task ends with deadline_exceeded at its deadline, not later', async () => {
+  const d = await dispatcherFor([{ silent: true }], 4);
+  const started = Date.now();
+  const r = await d.dispatch('job', task, Date.now() + 400, 0);
+  const took = Date.now() - started;
+  expect(r.error!.code).toBe('deadline_exceeded');
+  expect(took).toBeGreaterThanOrEqual(300);
+  expect(took).toBeLessThan(1500);
+  expect(pods[0].calls).toBe(1);
+});
+
+test("a task larger than a callee's message limit is refused as bad_request without being sent; the others still go", async () => {
+  const d = await dispatcherFor([{ ok: true }], 4, 64 * 1024);
+  const big = { id: 'big', messages: [{ role: 'user' as const, content: 'x'.repeat(70 * 1024) }] };
+  const [r, small] = await Promise.all([d.dispatch('job', big, Date.now() + 5000, 0), d.dispatch('job', task, Date.now() + 5000, 0)]);
+  expect(r.error!.code).toBe('bad_request');
+  expect(r.error!.message).toMatch(/maxRequestBytes/);
+  expect(small.ok).toBe(true);
+  expect(pods[0].calls).toBe(1);
+});
+
+test('tasks that together pass the message limit go in several batches, each under it', async () => {
+  const d = await dispatcherFor([{ ok: true }], 16, 64 * 1024);
+  const tasks = Array.from({ length: 12 }, (_, i) => ({ id: `t${i}`, messages: [{ role: 'user' as const, content: 'y'.repeat(6 * 1024) }] }));
+  const results = await d.runJob('job', tasks, Date.now() + 5000, 0);
+  expect(results.every((r) => r.ok)).toBe(true);
+  expect(pods[0].batches).toBeGreaterThan(1);
+  for (const b of pods[0].requests) expect(b.tasks.reduce((s, t) => s + t.messages[0].content.length, 0)).toBeLessThan(64 * 1024);
+});
+
+test('a draining pod hands tasks back and gets no new ones for a while; they go to the other pod', async () => {
+  const d = await dispatcherFor([{ ok: false, code: 'unavailable' }, { ok: true }], 4);
+  const results = await d.runJob('job', job(8), Date.now() + 5000, 0);
+  expect(results.every((r) => r.ok && r.agentId === 'pod-1')).toBe(true);
+  expect(pods[0].calls).toBeLessThanOrEqual(2); // only what was sent before its first answer came back
 });
