@@ -70,6 +70,35 @@ test('a hung call times out with UpstreamTimeoutError', async () => {
   expect(Date.now() - t0).toBeLessThan(1000);
 });
 
+test('cancelling the signal ends a call in progress at once', async () => {
+  mock.setBehaviour({ script: ['hang'] });
+  const ac = new AbortController();
+  const t0 = Date.now();
+  setTimeout(() => ac.abort(), 50);
+  const err = await client.chat(req, { signal: ac.signal, timeoutMs: 10_000 }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(UpstreamTimeoutError);
+  expect((err as Error).message).toMatch(/aborted/);
+  expect(Date.now() - t0).toBeLessThan(1000);
+});
+
+test('a signal already aborted sends nothing', async () => {
+  const ac = new AbortController();
+  ac.abort();
+  const before = mock.stats().calls;
+  const err = await client.chat(req, { signal: ac.signal }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(UpstreamTimeoutError);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(mock.stats().calls).toBe(before);
+});
+
+test('a response larger than maxResponseBytes is refused, not buffered', async () => {
+  const small = new UpstreamClient({ baseUrl: mock.url, apiKey: 'sk-good-key-123', maxResponseBytes: 64 });
+  const err = await small.chat(req).catch((e: unknown) => e);
+  await small.close();
+  expect(err).toBeInstanceOf(BadRequestError);
+  expect((err as Error).message).toMatch(/larger than 64 bytes/);
+});
+
 test('streaming yields the content in pieces and the usage last', async () => {
   const chunks = [];
   for await (const c of client.chatStream(req)) chunks.push(c);
