@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { benchCoordination, benchMemory, benchOverhead, benchResilience, benchThroughput } from './runtime';
+import { benchCoordination, benchMemory, benchOverhead, benchResilience, benchThroughput, OverheadResult } from './runtime';
 import { writeJson } from './support';
 import { benchSynth } from './synth';
 import { buildExampleApp } from '../examples/topologies';
@@ -22,7 +22,9 @@ async function main() {
   buildExampleApp(dir).synth();
   const manifests = Object.fromEntries(['hub-and-spoke', 'mesh', 'hierarchical'].map((t) => [t, path.join(dir, `${t}.k8s.yaml`)]));
 
-  await section('overhead', 'Overhead: one job of one task through the entry agent (2 hops) vs one direct call to the mock (mock latency 0)', benchOverhead);
+  let overhead: OverheadResult | undefined;
+  await section('overhead', 'Overhead: one job of one task through the entry agent (2 hops) vs one direct call to the mock, and vs two do-nothing HTTP relays', async () => (overhead = await benchOverhead()).rows);
+  await section('overheadCpu', 'CPU per request by process at concurrency 64, mock latency 0 (when CPU-bound, a latency ratio is at least the CPU ratio)', () => overhead!.cpu);
   await section('throughput', 'Throughput: 10,000 single-call tasks, hub-and-spoke with 2 workers vs direct calls, same concurrency', () => benchThroughput());
   await section('coordination', 'Coordination latency: a 100-task job per topology, mock latency 50 ms, vs ideal (latency x waves)', () => benchCoordination(manifests));
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());

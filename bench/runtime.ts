@@ -3,13 +3,16 @@
 import { createLogger, InferenceExecutor, LocalCluster, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
 import { Construct } from 'constructs';
 import { AgentCluster, ModelCatalog, Topology } from '../src';
-import { load, pct, poster, round, startMockProcess, synthToFile } from './support';
+import { alternate, ChildServer, load, pct, poster, round, Side, startMockProcess, startRelayProcess, synthToFile } from './support';
 
 const API_KEY = 'sk-bench-0123456789';
 const upstream = { baseUrl: 'https://llm.example.com/v1', apiKeySecretName: 'upstream-api-key' };
 const chat = (i: number) => ({ model: 'gpt-4.1', messages: [{ role: 'user', content: `benchmark task ${i}` }] });
 
-/** A hub with `workers` worker roles, sized for load (no HPA, wide in-flight limits). */
+/** The default catalog with gpt-4.1's per-pod bulkhead (32 by default) lifted to `n`, so the benchmark's load is not queued there. */
+const wideCatalog = (n: number) => ModelCatalog.defaults().withModel({ ...ModelCatalog.defaults().spec('gpt-4.1'), maxConcurrency: n });
+
+/** A hub with `workers` worker roles, sized for load (no HPA, wide in-flight and per-model limits). */
 function hubManifest(workers: number, inFlight = 256, fanOut = 64): string {
   return synthToFile('hub', (chart: Construct) => {
     new AgentCluster(chart, 'bench', {
@@ -19,17 +22,18 @@ function hubManifest(workers: number, inFlight = 256, fanOut = 64): string {
       }),
       upstream,
       maxInFlightTasks: inFlight,
+      catalog: wideCatalog(inFlight),
     });
   });
 }
 
 /** Runs `fn` against a topology started locally, its upstream the mock in a process of its own; stops both after. */
-async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cluster: LocalCluster, mockUrl: string) => Promise<T>): Promise<T> {
+async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cluster: LocalCluster, mock: ChildServer) => Promise<T>): Promise<T> {
   const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
   try {
     const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
     try {
-      return await fn(cluster, mock.url);
+      return await fn(cluster, mock);
     } finally {
       await cluster.stop();
     }
@@ -38,41 +42,97 @@ async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cl
   }
 }
 
-/** One job of one task through the entry agent vs one call to the mock, p50/p99 at concurrency 1 and 64. */
-export async function benchOverhead() {
-  return withLocalCluster(hubManifest(1), 0, async (cluster, mockUrl) => {
-    const rows = [];
-    const direct = poster(mockUrl.replace(/\/v1$/, ''), 64);
-    const entry = poster(cluster.entryUrl, 64);
-    const callDirect = (i: number) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` });
-    const callEntry = async (i: number) => {
-      const res = await entry.post('/v1/jobs', { tasks: [{ prompt: `benchmark task ${i}` }] });
-      if (res.success_rate !== 1) throw new Error(`job failed: ${JSON.stringify(res.results[0].error)}`);
-    };
-    for (const [concurrency, total] of [
-      [1, 1000],
+/** The overhead table, and where the CPU of each path went. */
+export interface OverheadResult {
+  readonly rows: Record<string, unknown>[];
+  /** µs of CPU per request by process on each path, at concurrency 64 with mock latency 0. */
+  readonly cpu: Record<string, unknown>[];
+}
+
+/** Rounds each side of a latency comparison is split into, alternating with the other sides. */
+const ROUNDS = 4;
+
+/**
+ * One job of one task through the entry agent (entry, then one worker, then
+ * the mock) vs one call to the mock, and vs the same call through a chain
+ * of two do-nothing HTTP relays (the same two extra processes in the path
+ * with none of the work): p50/p99 at concurrency 1 and 64 with the mock
+ * answering at once, then at 64 with the mock taking each of `slowMockMs`
+ * (a model answers in hundreds of ms or more). With latency 0 every path is
+ * CPU-bound on this machine's cores at concurrency 64, so a latency ratio
+ * can be no lower than the ratio of CPU per request, which is measured per
+ * process in the same run and printed beside it.
+ */
+export async function benchOverhead(slowMockMs: number[] = [20, 100]): Promise<OverheadResult> {
+  const rows: Record<string, unknown>[] = [];
+  let cpu: Record<string, unknown>[] = [];
+  const measure = (latencyMs: number, points: Array<[number, number]>, warmUp: number) =>
+    withLocalCluster(hubManifest(1), latencyMs, async (cluster, mock) => {
+      const origin = mock.url.replace(/\/v1$/, '');
+      const relay2 = await startRelayProcess(origin);
+      const relay1 = await startRelayProcess(relay2.url);
+      const direct = poster(origin, 64);
+      const relayed = poster(relay1.url, 64);
+      const entry = poster(cluster.entryUrl, 64);
+      const auth = { authorization: `Bearer ${API_KEY}` };
+      const callDirect = (i: number) => direct.post('/v1/chat/completions', chat(i), auth);
+      const callRelayed = (i: number) => relayed.post('/v1/chat/completions', chat(i), auth);
+      const callEntry = async (i: number) => {
+        const res = await entry.post('/v1/jobs', { tasks: [{ prompt: `benchmark task ${i}` }] });
+        if (res.success_rate !== 1) throw new Error(`job failed: ${JSON.stringify(res.results[0].error)}`);
+      };
+      const pids: Record<string, number> = { 'bench (load)': process.pid, 'mock': mock.pid, 'relay 1': relay1.pid, 'relay 2': relay2.pid };
+      for (const a of cluster.agents) pids[a.name] = a.process.pid!;
+      try {
+        for (const [concurrency, total] of points) {
+          // warm-up: enough calls for V8 to optimise the hot paths of every process
+          for (const fn of [callDirect, callRelayed, callEntry]) await load(warmUp, concurrency, fn);
+          const [d, r, e] = await alternate(ROUNDS, total / ROUNDS, concurrency, pids, [callDirect, callRelayed, callEntry]);
+          const p = (side: Side, q: number) => pct(side.latencies, q);
+          const cpuSum = (side: Side) => (side.cpuUs ? Object.values(side.cpuUs).reduce((a, b) => a + b, 0) : NaN);
+          rows.push({
+            mockLatencyMs: latencyMs,
+            concurrency,
+            requests: total,
+            directP50ms: round(p(d, 50), 3),
+            relayP50ms: round(p(r, 50), 3),
+            entryP50ms: round(p(e, 50), 3),
+            addedP50ms: round(p(e, 50) - p(d, 50), 3),
+            relayAddedP50ms: round(p(r, 50) - p(d, 50), 3),
+            directP99ms: round(p(d, 99), 3),
+            relayP99ms: round(p(r, 99), 3),
+            entryP99ms: round(p(e, 99), 3),
+            p99Ratio: round(p(e, 99) / p(d, 99)),
+            relayP99Ratio: round(p(r, 99) / p(d, 99)),
+            cpuRatio: round(cpuSum(e) / cpuSum(d)),
+            relayCpuRatio: round(cpuSum(r) / cpuSum(d)),
+          });
+          if (latencyMs === 0 && concurrency === 64 && d.cpuUs && r.cpuUs && e.cpuUs) {
+            cpu = Object.keys(pids).map((process) => ({
+              process,
+              directUsPerReq: d.cpuUs![process],
+              relayUsPerReq: r.cpuUs![process],
+              entryUsPerReq: e.cpuUs![process],
+            }));
+          }
+        }
+      } finally {
+        await Promise.all([direct.close(), relayed.close(), entry.close()]);
+        await relay1.close();
+        await relay2.close();
+      }
+    });
+  await measure(
+    0,
+    [
+      [1, 2000],
       [64, 4000],
-    ]) {
-      // warm-up: enough calls for V8 to optimise the hot paths of every process
-      await load(2000, concurrency, callDirect);
-      await load(2000, concurrency, callEntry);
-      const d = await load(total, concurrency, callDirect);
-      const e = await load(total, concurrency, callEntry);
-      rows.push({
-        concurrency,
-        requests: total,
-        directP50ms: round(pct(d.latencies, 50), 3),
-        entryP50ms: round(pct(e.latencies, 50), 3),
-        addedP50ms: round(pct(e.latencies, 50) - pct(d.latencies, 50), 3),
-        directP99ms: round(pct(d.latencies, 99), 3),
-        entryP99ms: round(pct(e.latencies, 99), 3),
-        p99Ratio: round(pct(e.latencies, 99) / pct(d.latencies, 99)),
-      });
-    }
-    await direct.close();
-    await entry.close();
-    return rows;
-  });
+    ],
+    2000,
+  );
+  // the processes are as warm after 1,000 slow calls; more would only add minutes
+  for (const latencyMs of slowMockMs) await measure(latencyMs, [[64, latencyMs >= 100 ? 2000 : 4000]], 1000);
+  return { rows, cpu };
 }
 
 /**
@@ -82,8 +142,8 @@ export async function benchOverhead() {
  * one after another (each job's last wave leaves slots idle until it ends).
  */
 export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
-  return withLocalCluster(hubManifest(2, 256, concurrency), 0, async (cluster, mockUrl) => {
-    const direct = poster(mockUrl.replace(/\/v1$/, ''), concurrency);
+  return withLocalCluster(hubManifest(2, 256, concurrency), 0, async (cluster, mock) => {
+    const direct = poster(mock.url.replace(/\/v1$/, ''), concurrency);
     const callDirect = (i: number) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` });
     const entry = poster(cluster.entryUrl, 4);
     const runJobs = async (perJob: number) => {
@@ -120,7 +180,7 @@ export async function benchThroughput(totalTasks = 10_000, concurrency = 64) {
 
 /** A 100-task job per topology with a fixed mock latency, vs latency × waves. */
 export async function benchCoordination(manifests: Record<string, string>, latencyMs = 50, taskCount = 100) {
-  const rows = [];
+  const rows: Record<string, unknown>[] = [];
   for (const [topology, file] of Object.entries(manifests)) {
     await withLocalCluster(file, latencyMs, async (cluster) => {
       const entryConfig = JSON.parse(readRoles(file).find((r: { entry: boolean }) => r.entry)!.configJson);
@@ -153,8 +213,8 @@ export async function benchCoordination(manifests: Record<string, string>, laten
   return rows;
 }
 
-/** Throughput of InferenceExecutor (retry + breaker + bulkhead + timeout) vs the bare client, nothing failing. */
-export async function benchResilience(total = 20_000, concurrency = 64) {
+/** Throughput of InferenceExecutor (retry + breaker + bulkhead + timeout) vs the bare client, nothing failing, in alternating rounds. */
+export async function benchResilience(total = 10_000, concurrency = 64, rounds = 3) {
   const mock = await startMockUpstream({ apiKey: API_KEY });
   const client = new UpstreamClient({ baseUrl: mock.url, apiKey: API_KEY, connections: concurrency });
   const config = validateAgentConfig(JSON.parse(readRoles(hubManifest(1)).find((r: { name: string }) => r.name === 'worker-0')!.configJson));
@@ -175,13 +235,20 @@ export async function benchResilience(total = 20_000, concurrency = 64) {
     };
     await load(2000, concurrency, bare);
     await load(2000, concurrency, guarded);
-    const b = await load(total, concurrency, bare);
-    const g = await load(total, concurrency, guarded);
-    const bareRate = total / (b.wallMs / 1000);
-    const guardedRate = total / (g.wallMs / 1000);
+    // rounds alternate between the two so that a slow spell of the machine
+    // hits both; each side reports its median round
+    const bareRates: number[] = [];
+    const guardedRates: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      bareRates.push(total / ((await load(total, concurrency, bare)).wallMs / 1000));
+      guardedRates.push(total / ((await load(total, concurrency, guarded)).wallMs / 1000));
+    }
+    const bareRate = pct(bareRates, 50);
+    const guardedRate = pct(guardedRates, 50);
     return [
       {
         calls: total,
+        rounds,
         concurrency,
         bareCallsPerS: round(bareRate, 0),
         withPoliciesCallsPerS: round(guardedRate, 0),
@@ -203,7 +270,7 @@ export async function benchMemory(inFlight = 2000) {
       upstream,
       maxInFlightTasks: inFlight + 100,
       // every task holds an upstream call open: lift the per-model bulkhead above the load
-      catalog: ModelCatalog.defaults().withModel({ ...ModelCatalog.defaults().spec('gpt-4.1'), maxConcurrency: inFlight + 100 }),
+      catalog: wideCatalog(inFlight + 100),
       defaultDeadlineMs: 120_000,
       maxDeadlineMs: 120_000,
     });
