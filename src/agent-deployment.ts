@@ -330,6 +330,16 @@ export class AgentDeployment extends Construct {
             errors.push(fail('agentConfigJson', `not valid JSON (${(e as Error).message})`, 'pass the config rendered by AgentCluster or valid JSON'));
           }
         }
+        const configBytes = configByteLength(props.agentConfigJson);
+        if (configBytes > MAX_CONFIGMAP_BYTES) {
+          errors.push(
+            fail(
+              'agentConfigJson',
+              `${configBytes} bytes, over the 1 MiB (${MAX_CONFIGMAP_BYTES}) a ConfigMap may hold, so the API server would refuse it`,
+              'make the config smaller: a role\'s config lists every peer it may call, so split a very large mesh into a hierarchical topology',
+            ),
+          );
+        }
         for (const [i, r] of (props.apiAccess ?? []).entries()) {
           const verbs = r.verbs ?? ['get'];
           const bad = verbs.filter((v) => FORBIDDEN_VERBS.has(v) || !['get', 'list', 'watch'].includes(v));
@@ -353,4 +363,16 @@ export function imageProblems(image: string): string[] {
   if (tag === 'latest') return [`'${image}' uses the mutable tag 'latest'`];
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return [`'${image}' has an invalid tag '${tag}'`];
   return [];
+}
+
+/** The API server refuses a ConfigMap whose data is over 1 MiB. */
+const MAX_CONFIGMAP_BYTES = 1024 * 1024;
+
+/**
+ * The config's UTF-8 size, counted only when it could be over the limit: a
+ * UTF-16 code unit is at most 3 bytes of UTF-8, and a 1,000-role mesh has
+ * 1,000 configs of ~130 KB each that need no count.
+ */
+function configByteLength(json: string): number {
+  return json.length * 3 <= MAX_CONFIGMAP_BYTES ? json.length : Buffer.byteLength(json, 'utf8');
 }

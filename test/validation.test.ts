@@ -30,6 +30,19 @@ test('HPA min > max names the path, the field and the fix', () => {
   expect(msg).toMatch(/\[test\/hpa\] minReplicas: minReplicas 8 exceeds maxReplicas 4\. Fix: lower minReplicas to at most 4 or raise maxReplicas/);
 });
 
+test('a config over the 1 MiB a ConfigMap may hold names the path, the size and the fix', () => {
+  const big = JSON.stringify({ role: 'worker', note: 'x'.repeat(1024 * 1024) });
+  const msg = synthError((c) => new AgentDeployment(c, 'worker', { agentConfigJson: big }));
+  expect(msg).toContain(`[test/worker] agentConfigJson: ${Buffer.byteLength(big)} bytes, over the 1 MiB (1048576) a ConfigMap may hold`);
+  expect(msg).toContain('split a very large mesh into a hierarchical topology');
+  // multi-byte characters count as bytes, not as characters
+  const wide = JSON.stringify({ note: 'é'.repeat(600 * 1024) });
+  expect(wide.length).toBeLessThan(1024 * 1024);
+  expect(synthError((c) => new AgentDeployment(c, 'worker', { agentConfigJson: wide }))).toContain('agentConfigJson: ');
+  const fits = JSON.stringify({ note: 'x'.repeat(1000 * 1024) });
+  expect(synthError((c) => new AgentDeployment(c, 'worker', { agentConfigJson: fits }))).toBe('');
+});
+
 test('an HPA target out of range is rejected', () => {
   const msg = synthError((c) => {
     const d = new AgentDeployment(c, 'worker', { agentConfigJson: '{}' });
