@@ -1,6 +1,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { AgentDeployment } from './agent-deployment';
+import { KubeHorizontalPodAutoscalerV2 } from './l1';
 
 /** A Pods metric target (averaged over the role's pods). */
 export interface PodsMetricTarget {
@@ -148,7 +149,7 @@ export class AgentAutoscaler extends Construct {
       policies: r.policies.map((p) => ({ type: p.type, value: p.value, periodSeconds: p.periodSeconds })),
     });
 
-    this.hpa = new k8s.KubeHorizontalPodAutoscalerV2(this, 'hpa', {
+    this.hpa = new KubeHorizontalPodAutoscalerV2(this, 'hpa', {
       metadata: { name: props.target.role, namespace: props.target.namespace, labels: props.target.selector },
       spec: {
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: props.target.deploymentName },

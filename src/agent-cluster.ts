@@ -5,6 +5,7 @@ import { AgentDeployment, AgentDeploymentProps, AgentUpstream } from './agent-de
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
 import { renderedConfigProps } from './internal';
+import { KubeNetworkPolicy } from './l1';
 import { GRPC_PORT, HTTP_PORT, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
 import { ModelCatalog } from './model-catalog';
 import { PriorityClass } from './priority-class';
@@ -322,7 +323,7 @@ export class AgentCluster extends Construct {
 
     if (topo.kind === TopologyKind.MESH) {
       const member = { matchLabels: { [LABEL_MESH]: this.name } };
-      new k8s.KubeNetworkPolicy(this, 'mesh-policy', {
+      new KubeNetworkPolicy(this, 'mesh-policy', {
         metadata: { name: `${this.name}-mesh`, namespace: ns },
         spec: {
           podSelector: member,
@@ -342,7 +343,7 @@ export class AgentCluster extends Construct {
         if (callsUpstream) egress.push(...upstreamRules);
         if (ingress.length === 0 && egress.length === 0) continue;
         const policyTypes = [...(ingress.length > 0 ? ['Ingress'] : []), ...(egress.length > 0 ? ['Egress'] : [])];
-        new k8s.KubeNetworkPolicy(this, `${role}-policy`, {
+        new KubeNetworkPolicy(this, `${role}-policy`, {
           metadata: { name: `${role}-peers`, namespace: ns },
           spec: {
             podSelector: roleSel(role),
@@ -354,7 +355,7 @@ export class AgentCluster extends Construct {
       }
     }
 
-    new k8s.KubeNetworkPolicy(this, 'entry-policy', {
+    new KubeNetworkPolicy(this, 'entry-policy', {
       metadata: { name: `${this.entryRole}-api`, namespace: ns },
       spec: {
         podSelector: roleSel(this.entryRole),

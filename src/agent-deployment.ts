@@ -2,6 +2,7 @@ import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { renderedConfigProps } from './internal';
+import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { parseQuantity } from './quantity';
 
@@ -133,12 +134,12 @@ export class AgentDeployment extends Construct {
 
     this.validate(props, image, res, drainSeconds);
 
-    new k8s.KubeServiceAccount(this, 'service-account', {
+    new KubeServiceAccount(this, 'service-account', {
       metadata: metadata(this.role),
       automountServiceAccountToken: needsApi,
     });
 
-    this.configMap = new k8s.KubeConfigMap(this, 'config', {
+    this.configMap = new KubeConfigMap(this, 'config', {
       metadata: metadata(`${this.role}-config`),
       data: { [CONFIG_FILE_KEY]: props.agentConfigJson },
     });
@@ -167,7 +168,7 @@ export class AgentDeployment extends Construct {
     }
 
     const podLabels = { ...labels, ...(props.podLabels ?? {}) };
-    this.deployment = new k8s.KubeDeployment(this, 'deployment', {
+    this.deployment = new KubeDeployment(this, 'deployment', {
       metadata: metadata(this.role),
       spec: {
         replicas: this.replicas,
@@ -250,7 +251,7 @@ export class AgentDeployment extends Construct {
     });
 
     // Headless: clients resolve every pod and balance gRPC per pod.
-    this.grpcService = new k8s.KubeService(this, 'grpc-service', {
+    this.grpcService = new KubeService(this, 'grpc-service', {
       metadata: metadata(`${this.role}-grpc`),
       spec: {
         clusterIp: 'None',
@@ -258,7 +259,7 @@ export class AgentDeployment extends Construct {
         ports: [{ name: 'grpc', port: GRPC_PORT, targetPort: k8s.IntOrString.fromString('grpc'), protocol: 'TCP' }],
       },
     });
-    this.httpService = new k8s.KubeService(this, 'http-service', {
+    this.httpService = new KubeService(this, 'http-service', {
       metadata: metadata(this.role),
       spec: {
         type: 'ClusterIP',
@@ -268,13 +269,13 @@ export class AgentDeployment extends Construct {
     });
 
     // One pod at a time may be evicted; the rolling update adds before it removes.
-    new k8s.KubePodDisruptionBudget(this, 'pdb', {
+    new KubePodDisruptionBudget(this, 'pdb', {
       metadata: metadata(this.role),
       spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selector } },
     });
 
     if (needsApi) {
-      new k8s.KubeRole(this, 'role', {
+      new KubeRole(this, 'role', {
         metadata: metadata(this.role),
         rules: apiAccess.map((r) => ({
           apiGroups: [r.apiGroup ?? ''],
@@ -283,7 +284,7 @@ export class AgentDeployment extends Construct {
           verbs: [...(r.verbs ?? ['get'])],
         })),
       });
-      new k8s.KubeRoleBinding(this, 'role-binding', {
+      new KubeRoleBinding(this, 'role-binding', {
         metadata: metadata(this.role),
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.role },
         subjects: [{ kind: 'ServiceAccount', name: this.role, namespace: props.namespace }],

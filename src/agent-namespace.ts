@@ -1,5 +1,6 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { KubeLimitRange, KubeNamespace, KubeNetworkPolicy, KubeResourceQuota } from './l1';
 import { isDnsLabel } from './labels';
 
 /** Namespace-wide ceilings (a ResourceQuota). */
@@ -64,15 +65,15 @@ export class AgentNamespace extends Construct {
       pss[`pod-security.kubernetes.io/${mode}`] = 'restricted';
       pss[`pod-security.kubernetes.io/${mode}-version`] = version;
     }
-    new k8s.KubeNamespace(this, 'namespace', {
+    new KubeNamespace(this, 'namespace', {
       metadata: { name: this.name, labels: { ...(props.labels ?? {}), ...pss } },
     });
 
-    new k8s.KubeNetworkPolicy(this, 'default-deny', {
+    new KubeNetworkPolicy(this, 'default-deny', {
       metadata: { name: 'default-deny', namespace: this.name },
       spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
     });
-    new k8s.KubeNetworkPolicy(this, 'allow-dns', {
+    new KubeNetworkPolicy(this, 'allow-dns', {
       metadata: { name: 'allow-dns', namespace: this.name },
       spec: {
         podSelector: {},
@@ -102,7 +103,7 @@ export class AgentNamespace extends Construct {
       if (q.limitsCpu) hard['limits.cpu'] = k8s.Quantity.fromString(q.limitsCpu);
       if (q.limitsMemory) hard['limits.memory'] = k8s.Quantity.fromString(q.limitsMemory);
       if (q.pods !== undefined) hard.pods = k8s.Quantity.fromNumber(q.pods);
-      new k8s.KubeResourceQuota(this, 'quota', { metadata: { name: 'agents', namespace: this.name }, spec: { hard } });
+      new KubeResourceQuota(this, 'quota', { metadata: { name: 'agents', namespace: this.name }, spec: { hard } });
     }
     if (props.limitRange) {
       const l = props.limitRange;
@@ -110,7 +111,7 @@ export class AgentNamespace extends Construct {
       const max: Record<string, k8s.Quantity> = {};
       if (l.maxCpu) max.cpu = q(l.maxCpu);
       if (l.maxMemory) max.memory = q(l.maxMemory);
-      new k8s.KubeLimitRange(this, 'limit-range', {
+      new KubeLimitRange(this, 'limit-range', {
         metadata: { name: 'agents', namespace: this.name },
         spec: {
           limits: [

@@ -1,5 +1,5 @@
-import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { KubePriorityClass } from './l1';
 
 /** Props of a PriorityClass. */
 export interface PriorityClassProps {
@@ -31,7 +31,7 @@ export class PriorityClass extends Construct {
     super(scope, id);
     this.name = props.name ?? id;
     const preemption = props.preemptionPolicy ?? 'PreemptLowerPriority';
-    new k8s.KubePriorityClass(this, 'resource', {
+    new KubePriorityClass(this, 'resource', {
       metadata: { name: this.name },
       value: props.value,
       globalDefault: props.globalDefault ?? false,
