@@ -58,8 +58,14 @@ const RENAMED = new Map<string, string>(
   }),
 );
 
-/** Fields whose value is a map with keys of the user's choosing (labels, data, resource names): never renamed. */
+/**
+ * Fields whose value is a map with keys of the user's choosing (labels, data,
+ * resource names): its keys are never renamed. `selector` is a label map in a
+ * Service and a LabelSelector elsewhere, whose own keys need no renaming.
+ */
 const MAP_FIELDS = new Set([
+  'selector',
+  'volumeAttributes',
   'labels',
   'annotations',
   'matchLabels',
@@ -90,7 +96,7 @@ function unwrap(v: unknown, isMap = false): unknown {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) {
     const x = (v as Record<string, unknown>)[k];
-    out[isMap ? k : RENAMED.get(k) ?? k] = typeof x === 'object' && x !== null ? unwrap(x, !isMap && MAP_FIELDS.has(k)) : x;
+    out[isMap ? k : RENAMED.get(k) ?? k] = typeof x === 'object' && x !== null ? unwrap(x, MAP_FIELDS.has(k)) : x;
   }
   return out;
 }

@@ -1,7 +1,8 @@
 import { Chart, Testing } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
 import { buildExampleApp } from '../examples/topologies';
 import { AgentCluster, AgentDeployment, AgentAutoscaler, AgentNamespace, Topology, WorkerKind } from '../src';
-import { _directL1 } from '../src/l1';
+import { _directL1, KubeDeployment, KubeService } from '../src/l1';
 
 // The constructs write their objects' props straight to JSON instead of
 // through the cdk8s-plus L1 conversion (src/l1.ts); these tests build the
@@ -56,4 +57,25 @@ test('quota, limit range, autoscaler metrics, API access and priority classes: w
   const headless = objects.find((o) => o.kind === 'Service' && o.spec.clusterIP === 'None');
   expect(headless).toBeDefined();
   expect(objects.some((o) => o.kind === 'Service' && 'clusterIp' in o.spec)).toBe(false);
+});
+
+test('keys of label maps and selectors stay as written, whatever they look like', () => {
+  const labels = { ref: 'a', clusterIp: 'b', hostPid: 'c' };
+  const { direct, viaL1 } = bothWays(() => {
+    const chart = Testing.chart();
+    new KubeService(chart, 'svc', { metadata: { name: 's', labels }, spec: { clusterIp: 'None', selector: labels, ports: [{ port: 80, targetPort: k8s.IntOrString.fromString('http') }] } });
+    new KubeDeployment(chart, 'dep', {
+      metadata: { name: 'd', annotations: labels },
+      spec: {
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { hostPid: false, nodeSelector: labels, containers: [{ name: 'c', image: 'busybox:1.36', ports: [{ containerPort: 80, hostIp: '127.0.0.1' }] }] } },
+      },
+    });
+    return [chart];
+  });
+  expect(direct).toEqual(viaL1);
+  const [svc, dep] = direct[0] as any[];
+  expect(svc.spec).toMatchObject({ clusterIP: 'None', selector: labels, ports: [{ port: 80, targetPort: 'http' }] });
+  expect(dep.spec.template.spec).toMatchObject({ hostPID: false, nodeSelector: labels });
+  expect(dep.spec.template.spec.containers[0].ports[0]).toEqual({ containerPort: 80, hostIP: '127.0.0.1' });
 });
