@@ -235,16 +235,11 @@ export async function benchResilience(total = 10_000, concurrency = 64, rounds =
     };
     await load(2000, concurrency, bare);
     await load(2000, concurrency, guarded);
-    // rounds alternate between the two so that a slow spell of the machine
-    // hits both; each side reports its median round
-    const bareRates: number[] = [];
-    const guardedRates: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      bareRates.push(total / ((await load(total, concurrency, bare)).wallMs / 1000));
-      guardedRates.push(total / ((await load(total, concurrency, guarded)).wallMs / 1000));
-    }
-    const bareRate = pct(bareRates, 50);
-    const guardedRate = pct(guardedRates, 50);
+    // each side reports its median round
+    const [b, g] = await alternate(rounds, total, concurrency, {}, [bare, guarded]);
+    const medianRate = (side: Side) => pct(side.roundWallMs.map((ms) => total / (ms / 1000)), 50);
+    const bareRate = medianRate(b);
+    const guardedRate = medianRate(g);
     return [
       {
         calls: total,

@@ -149,13 +149,16 @@ export async function withCpu<T>(
 /** Latencies and CPU (µs per call, by process) of one side of {@link alternate}. */
 export interface Side {
   readonly latencies: number[];
+  /** Wall time of each round, in order. */
+  readonly roundWallMs: number[];
   readonly cpuUs: Record<string, number> | undefined;
 }
 
 /**
  * Runs each of `fns` in turn, `rounds` times over, each round `perRound`
  * calls at `concurrency`, so that a slow spell of the machine falls on every
- * side; pools each side's latencies and averages its CPU per call.
+ * side; pools each side's latencies, keeps each round's wall time, and
+ * averages its CPU per call (over the processes in `pids`, which may be none).
  */
 export async function alternate(
   rounds: number,
@@ -164,17 +167,19 @@ export async function alternate(
   pids: Record<string, number>,
   fns: Array<(i: number) => Promise<void>>,
 ): Promise<Side[]> {
-  const sides = fns.map((fn) => ({ fn, latencies: [] as number[], cpu: [] as Array<Record<string, number> | undefined> }));
+  type Cpu = Record<string, number> | undefined;
+  const sides = fns.map((fn) => ({ fn, latencies: [] as number[], roundWallMs: [] as number[], cpu: [] as Cpu[] }));
   for (let r = 0; r < rounds; r++) {
     for (const side of sides) {
       const { result, cpuUs } = await withCpu(pids, perRound, () => load(perRound, concurrency, side.fn));
       side.latencies.push(...result.latencies);
+      side.roundWallMs.push(result.wallMs);
       side.cpu.push(cpuUs);
     }
   }
-  const mean = (xs: Array<Record<string, number> | undefined>) => {
+  const mean = (xs: Cpu[]) => {
     if (xs.some((x) => !x)) return undefined;
     return Object.fromEntries(Object.keys(pids).map((k) => [k, round(xs.reduce((acc, x) => acc + x![k], 0) / xs.length, 0)]));
   };
-  return sides.map((side) => ({ latencies: side.latencies, cpuUs: mean(side.cpu) }));
+  return sides.map((side) => ({ latencies: side.latencies, roundWallMs: side.roundWallMs, cpuUs: mean(side.cpu) }));
 }
