@@ -6,6 +6,7 @@ import Ajv, { ErrorObject } from 'ajv';
 export interface ModelEntry {
   readonly inputUsdPerMTok: number;
   readonly outputUsdPerMTok: number;
+  readonly cachedInputUsdPerMTok?: number;
   readonly contextWindowTokens: number;
   readonly reserveTokens: number;
   readonly breaker: { readonly failureThreshold: number; readonly recoverySeconds: number };
@@ -22,6 +23,30 @@ export interface PeerEntry {
   readonly address: string;
   readonly maxInFlightTasks: number;
   readonly models?: readonly string[];
+  /** Roles reachable through this callee (itself, and a supervisor's subtree); absent: its own role. */
+  readonly roles?: readonly string[];
+}
+
+/** The role's instructions and call defaults (config `behavior`). */
+export interface RoleBehavior {
+  readonly instructions: string;
+  readonly temperature?: number;
+  readonly maxTokens?: number;
+  readonly responseSchema?: { readonly name: string; readonly schema: Readonly<Record<string, unknown>> };
+}
+
+export interface McpServerEntry {
+  readonly name: string;
+  readonly url: string;
+  readonly bearerTokenEnv?: string;
+  readonly allowedTools?: readonly string[];
+}
+
+/** MCP tools offered to the role's model (config `tools`). */
+export interface RoleTools {
+  readonly mcpServers: readonly McpServerEntry[];
+  readonly maxRounds: number;
+  readonly callTimeoutMs: number;
 }
 
 /** The agent config (schema/agent-config.schema.json). */
@@ -40,9 +65,11 @@ export interface AgentConfig {
   readonly deadlines: { readonly defaultMs: number; readonly maxMs: number };
   readonly drain: { readonly gracePeriodMs: number };
   readonly retry: { readonly maxAttempts: number; readonly initialDelayMs: number; readonly maxDelayMs: number; readonly attemptTimeoutMs?: number };
-  readonly models: { readonly default: string; readonly allowed: readonly string[] };
+  readonly models: { readonly default: string; readonly clusterDefault?: string; readonly allowed: readonly string[] };
   readonly catalog: Readonly<Record<string, ModelEntry>>;
   readonly limits: { readonly maxTasksPerJob: number; readonly maxRequestBytes: number };
+  readonly behavior?: RoleBehavior;
+  readonly tools?: RoleTools;
 }
 
 /** Process settings from the environment. */
