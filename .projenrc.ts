@@ -31,6 +31,10 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     'ajv-formats@^3.0.1',
     'kubernetes-models@^4.5.1',
     '@kubernetes-models/validate@^4.0.0',
+    '@kubernetes-models/keda@^2.0.0',
+    '@kubernetes-models/prometheus-operator@^6.0.0',
+    'fast-check@^4.11.0',
+    'json-schema-to-typescript@^16.0.0',
   ],
   jestOptions: {
     // Snapshots are reviewed like code: a test run must never rewrite them.
