@@ -17,8 +17,24 @@ export interface Task {
   /** Model id from the catalog; the role's default model when absent. */
   readonly model?: string;
   readonly maxTokens?: number;
-  /** Optional target role (e.g. `validation`); any worker when absent. */
+  /** Optional target role (e.g. `validation`); the entry routes by model when absent. */
   readonly role?: string;
+  /** Sampling temperature; the role's `behavior.temperature` when absent. */
+  readonly temperature?: number;
+  /**
+   * Structured answer for this task (overrides the role's
+   * `behavior.responseSchema`): sent as response_format json_schema, and an
+   * answer that does not parse and validate ends the task `bad_response`.
+   */
+  readonly responseSchema?: { readonly name: string; readonly schema: Readonly<Record<string, unknown>> };
+}
+
+/** One MCP tool call the model asked for while a task ran. */
+export interface ToolCallRecord {
+  /** Offered name, `<server>__<tool>`. */
+  readonly name: string;
+  readonly ok: boolean;
+  readonly latencyMs: number;
 }
 
 export interface Usage {
@@ -39,6 +55,10 @@ export type TaskErrorCode =
   | 'unavailable' // no peer could take the task
   | 'overloaded' // shed because the pod is at capacity or out of memory budget
   | 'cancelled' // handed back on shutdown and nobody could take it
+  | 'bad_response' // the answer is not what the task's response schema asks for
+  | 'tool_rounds_exceeded' // the model kept asking for tools past tools.maxRounds
+  | 'dependency_failed' // workflow: a step this one depends on failed, so it was not run
+  | 'validation_failed' // workflow: the validated step never passed within max_rounds
   | 'internal';
 
 export interface TaskError {
@@ -60,6 +80,8 @@ export interface TaskResult {
   readonly latencyMs: number;
   /** AGENT_ID of the pod that made the upstream call. */
   readonly agentId?: string;
+  /** MCP tool calls made while answering, in order (absent: none). */
+  readonly toolCalls?: readonly ToolCallRecord[];
   readonly error?: TaskError;
 }
 
