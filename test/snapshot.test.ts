@@ -1,12 +1,13 @@
 import { Testing } from 'cdk8s';
 import { AgentAutoscaler, AgentDeployment, AgentNamespace, PriorityClass } from '../src';
 import { synthTopology, TOPOLOGY_CHARTS } from './support/manifests';
+import { withVersionPlaceholder } from './support/version';
 
 // Snapshots of the synthesized YAML are reviewed like code when they change;
 // the test task never rewrites them (projen UpdateSnapshot.NEVER).
 
 test.each(Object.keys(TOPOLOGY_CHARTS))('%s topology', (topology) => {
-  expect(synthTopology(topology)).toMatchSnapshot();
+  expect(withVersionPlaceholder(synthTopology(topology))).toMatchSnapshot();
 });
 
 test('AgentNamespace with quota and limit range', () => {
@@ -24,7 +25,7 @@ test('AgentDeployment alone', () => {
     upstream: { baseUrl: 'https://llm.example.com/v1', apiKeySecretName: 'llm-key' },
     resources: { memoryLimit: '2Gi' },
   });
-  expect(Testing.synth(chart)).toMatchSnapshot();
+  expect(withVersionPlaceholder(Testing.synth(chart))).toMatchSnapshot();
 });
 
 test('AgentAutoscaler queue-depth preset', () => {

@@ -47,7 +47,7 @@ test("the image's start command (node dist/cli.js serve) serves /healthz and exi
   expect(await exited).toBe(0);
 });
 
-test('the Dockerfile runs as a numeric non-root user with the CLI entrypoint and no HEALTHCHECK', () => {
+test('the Dockerfile builds on the pinned Node 24 LTS, runs as a numeric non-root user with the CLI entrypoint and no HEALTHCHECK', () => {
   const docker = readFileSync(path.join(PKG, 'Dockerfile'), 'utf8');
   const users = [...docker.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
   expect(users.length).toBeGreaterThan(0);
@@ -58,10 +58,11 @@ test('the Dockerfile runs as a numeric non-root user with the CLI entrypoint and
   expect(docker).toMatch(/CMD \["serve"\]/);
   expect(docker).not.toMatch(/^HEALTHCHECK/m);
   expect(docker).toMatch(/--omit=dev/);
-  // no mutable base image tag
-  for (const m of docker.matchAll(/^FROM\s+(\S+)/gm)) expect(m[1]).not.toMatch(/:latest$|^[^:]+$/);
-  // the image tag the constructs use by default is this package's version
-  const version = (JSON.parse(readFileSync(path.join(PKG, 'package.json'), 'utf8')) as { version: string }).version;
-  const constructs = readFileSync(path.join(PKG, '..', 'src', 'agent-deployment.ts'), 'utf8');
-  expect(constructs).toContain(`agent-runtime:${version}'`);
+  // Every stage on the same pinned Node 24 LTS release: the one the runtime's
+  // suites also run on in npm test (build-tools/node24.sh).
+  const node24 = /^NODE24_VERSION=(\S+)$/m.exec(readFileSync(path.join(PKG, '..', 'build-tools', 'node24.sh'), 'utf8'))![1];
+  expect(node24).toMatch(/^24\.\d+\.\d+$/);
+  const bases = [...docker.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
+  expect(bases.length).toBe(3);
+  for (const base of bases) expect(base).toMatch(new RegExp(`^node:${node24.replace(/\./g, '\\.')}-[a-z]+-slim$`));
 });
