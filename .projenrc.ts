@@ -131,8 +131,10 @@ project.testTask.spawn(testNode24);
 // and both go back to 0.0.0 afterwards (a test keeps them equal).
 project.tasks.tryFind('bump')!.exec('npm pkg set version="$(node -p \'require("./package.json").version\')" --workspace agent-runtime');
 project.tasks.tryFind('unbump')!.exec('npm pkg set version=0.0.0 --workspace agent-runtime');
-// The repository's own tooling stays out of the npm tarball.
-project.npmignore?.addPatterns('/build-tools/', '/.ci/');
+// The repository's own tooling stays out of the npm tarball. jsii-pacmak adds
+// its outdir ('dist/release') to .npmignore unless that exact line is there,
+// which would leave the tree dirty after a release.
+project.npmignore?.addPatterns('/build-tools/', '/.ci/', 'dist/release');
 // ---- end issue 13 ----
 
 project.synth();
