@@ -16,10 +16,12 @@ export enum Tokenizer {
 export interface ModelSpec {
   /** Model id as the upstream knows it, e.g. `gpt-4.1`. */
   readonly id: string;
-  /** USD per million prompt tokens. */
+  /** USD per million prompt tokens (those the upstream does not report as cached). */
   readonly inputUsdPerMTok: number;
   /** USD per million completion tokens. @default - same as `inputUsdPerMTok` */
   readonly outputUsdPerMTok?: number;
+  /** USD per million prompt tokens the upstream reports as cached (`usage.prompt_tokens_details.cached_tokens`). @default - same as `inputUsdPerMTok` */
+  readonly cachedInputUsdPerMTok?: number;
   /** Context window in tokens. @default 128000 */
   readonly contextWindowTokens?: number;
   /** Tokens kept free for the completion. @default 4000 */
@@ -43,35 +45,55 @@ export interface ModelSpec {
  */
 export class ModelCatalog {
   /**
-   * The four models of the reference deployment with their published prices
-   * (USD per million tokens) and breaker settings (failures / recovery s).
+   * The four models of the reference deployment with the providers' list
+   * prices (USD per million tokens; standard tier, prompts up to 200K tokens,
+   * no batch discount) and breaker settings (failures / recovery s).
+   *
+   * Prices as published, read on 2026-11-27 from stored copies of the
+   * providers' pages: gpt-4.1 2 in / 0.50 cached / 8 out (OpenAI API pricing,
+   * developers.openai.com/api/docs/pricing); claude-sonnet-4.5 3 / 0.30 cache
+   * hits / 15 (Anthropic, platform.claude.com/docs/en/about-claude/pricing;
+   * Anthropic lists Sonnet 4.5 as deprecated, retiring 2026-11-30);
+   * gemini-2.5-flash 0.30 / 0.03 context cache / 2.50 (Google,
+   * ai.google.dev/gemini-api/docs/pricing); deepseek-v3.2 0.28 cache miss /
+   * 0.028 cache hit / 0.42 (DeepSeek, api-docs.deepseek.com/quick_start/pricing,
+   * as listed while deepseek-chat served V3.2). Override with `withModel`
+   * when your contract or gateway prices differ.
    */
   public static defaults(): ModelCatalog {
     return new ModelCatalog([
       {
         id: 'gpt-4.1',
-        inputUsdPerMTok: 8,
+        inputUsdPerMTok: 2,
+        cachedInputUsdPerMTok: 0.5,
+        outputUsdPerMTok: 8,
         breakerFailureThreshold: 10,
         breakerRecoverySeconds: 60,
         fallbacks: ['claude-sonnet-4.5', 'gemini-2.5-flash'],
       },
       {
         id: 'claude-sonnet-4.5',
-        inputUsdPerMTok: 15,
+        inputUsdPerMTok: 3,
+        cachedInputUsdPerMTok: 0.3,
+        outputUsdPerMTok: 15,
         breakerFailureThreshold: 8,
         breakerRecoverySeconds: 45,
         fallbacks: ['gpt-4.1', 'gemini-2.5-flash'],
       },
       {
         id: 'gemini-2.5-flash',
-        inputUsdPerMTok: 2.5,
+        inputUsdPerMTok: 0.3,
+        cachedInputUsdPerMTok: 0.03,
+        outputUsdPerMTok: 2.5,
         breakerFailureThreshold: 15,
         breakerRecoverySeconds: 30,
         fallbacks: ['deepseek-v3.2'],
       },
       {
         id: 'deepseek-v3.2',
-        inputUsdPerMTok: 0.42,
+        inputUsdPerMTok: 0.28,
+        cachedInputUsdPerMTok: 0.028,
+        outputUsdPerMTok: 0.42,
         breakerFailureThreshold: 20,
         breakerRecoverySeconds: 20,
         fallbacks: ['gemini-2.5-flash'],
@@ -120,9 +142,17 @@ export class ModelCatalog {
         if (!this.models.has(f)) out.push(`model '${m.id}' falls back to '${f}', which is not in the catalog: add it with catalog.withModel({ id: '${f}', ... }) or remove it from fallbacks`);
         if (f === m.id) out.push(`model '${m.id}' lists itself as a fallback: remove it`);
       }
+      const prices: Array<[string, number | undefined]> = [
+        ['inputUsdPerMTok', m.inputUsdPerMTok],
+        ['outputUsdPerMTok', m.outputUsdPerMTok],
+        ['cachedInputUsdPerMTok', m.cachedInputUsdPerMTok],
+      ];
+      for (const [field, value] of prices) {
+        if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
+          out.push(`model '${m.id}' has ${field}=${value}: a price must be a finite number >= 0. Fix: set it in USD per million tokens, 0 for a free model`);
+        }
+      }
       const nums: Array<[string, number | undefined, number]> = [
-        ['inputUsdPerMTok', m.inputUsdPerMTok, 0],
-        ['outputUsdPerMTok', m.outputUsdPerMTok, 0],
         ['contextWindowTokens', m.contextWindowTokens, 1],
         ['reserveTokens', m.reserveTokens, 0],
         ['breakerFailureThreshold', m.breakerFailureThreshold, 1],
@@ -151,6 +181,7 @@ export class ModelCatalog {
     return {
       inputUsdPerMTok: m.inputUsdPerMTok,
       outputUsdPerMTok: m.outputUsdPerMTok ?? m.inputUsdPerMTok,
+      cachedInputUsdPerMTok: m.cachedInputUsdPerMTok ?? m.inputUsdPerMTok,
       contextWindowTokens: m.contextWindowTokens ?? 128000,
       reserveTokens: m.reserveTokens ?? 4000,
       breaker: {

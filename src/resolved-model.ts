@@ -4,6 +4,7 @@
 export interface ResolvedModel {
   readonly inputUsdPerMTok: number;
   readonly outputUsdPerMTok: number;
+  readonly cachedInputUsdPerMTok: number;
   readonly contextWindowTokens: number;
   readonly reserveTokens: number;
   readonly breaker: { readonly failureThreshold: number; readonly recoverySeconds: number };

@@ -39,6 +39,8 @@ export interface ToolCallRecord {
 
 export interface Usage {
   readonly promptTokens: number;
+  /** Of promptTokens, those the upstream reports as cached (usage.prompt_tokens_details.cached_tokens). */
+  readonly cachedPromptTokens?: number;
   readonly completionTokens: number;
   readonly totalTokens: number;
 }

@@ -15,7 +15,7 @@ export interface ChatResponse {
   readonly model: string;
   readonly content: string;
   readonly finishReason?: string;
-  readonly usage: { readonly promptTokens: number; readonly completionTokens: number; readonly totalTokens: number };
+  readonly usage: { readonly promptTokens: number; readonly cachedPromptTokens?: number; readonly completionTokens: number; readonly totalTokens: number };
 }
 
 export interface ChatChunk {
@@ -37,7 +37,27 @@ interface OpenAiCompletion {
   id?: string;
   model?: string;
   choices?: Array<{ message?: { content?: string | null }; finish_reason?: string }>;
-  usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number };
+  usage?: OpenAiUsage;
+}
+
+interface OpenAiUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+  prompt_tokens_details?: { cached_tokens?: number };
+}
+
+/** The usage block in our shape; cachedPromptTokens only when the upstream reports it. */
+function usageOf(u: OpenAiUsage): ChatResponse['usage'] {
+  const promptTokens = u.prompt_tokens ?? 0;
+  const completionTokens = u.completion_tokens ?? 0;
+  const cached = u.prompt_tokens_details?.cached_tokens;
+  return {
+    promptTokens,
+    ...(typeof cached === 'number' ? { cachedPromptTokens: cached } : {}),
+    completionTokens,
+    totalTokens: u.total_tokens ?? promptTokens + completionTokens,
+  };
 }
 
 /**
@@ -76,17 +96,12 @@ export class UpstreamClient {
     }
     const choice = parsed.choices?.[0];
     if (!choice || typeof choice.message?.content !== 'string') throw new BadRequestError('upstream response has no choices[0].message.content', 200);
-    const u = parsed.usage ?? {};
     return {
       id: parsed.id ?? '',
       model: parsed.model ?? req.model,
       content: choice.message.content,
       finishReason: choice.finish_reason,
-      usage: {
-        promptTokens: u.prompt_tokens ?? 0,
-        completionTokens: u.completion_tokens ?? 0,
-        totalTokens: u.total_tokens ?? (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0),
-      },
+      usage: usageOf(parsed.usage ?? {}),
     };
   }
 
@@ -107,12 +122,7 @@ export class UpstreamClient {
           const evt = JSON.parse(data) as OpenAiCompletion & { choices?: Array<{ delta?: { content?: string } }> };
           const delta = evt.choices?.[0]?.delta?.content ?? '';
           const u = evt.usage;
-          yield {
-            delta,
-            usage: u
-              ? { promptTokens: u.prompt_tokens ?? 0, completionTokens: u.completion_tokens ?? 0, totalTokens: u.total_tokens ?? 0 }
-              : undefined,
-          };
+          yield { delta, usage: u ? usageOf(u) : undefined };
         }
       }
     } catch (e) {
