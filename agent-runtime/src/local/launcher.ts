@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { peerHost } from '../config';
 
 interface EnvVar {
   name: string;
@@ -176,7 +177,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
   const endpoints: Record<string, string[]> = {};
   for (const role of roles) {
-    const host = `${role.name}-grpc.${role.namespace}.svc.cluster.local`;
+    const host = peerHost(role.name, role.namespace);
     if (opts.peerEndpointOverrides?.[role.name]) {
       endpoints[host] = [...opts.peerEndpointOverrides[role.name]];
       continue;
