@@ -335,11 +335,13 @@ export class AgentCluster extends Construct {
     if (!callsUpstream(r.kind)) return {};
     const out: { behavior?: RoleBehavior; tools?: RoleTools } = {};
     if (spec.instructions !== undefined) {
+      // a schema that does not parse fails synth (behaviourProblems); nothing to render then
+      const schema = spec.responseSchema?._parsed();
       out.behavior = {
         instructions: spec.instructions,
         ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
         ...(spec.maxTokens !== undefined ? { maxTokens: spec.maxTokens } : {}),
-        ...(spec.responseSchema && spec.responseSchema._problems().length === 0 ? { responseSchema: { name: spec.responseSchema.name, schema: spec.responseSchema._schema() } } : {}),
+        ...(spec.responseSchema && schema ? { responseSchema: { name: spec.responseSchema.name, schema } } : {}),
       };
     }
     if (spec.mcpServers && spec.mcpServers.length > 0) {

@@ -1,8 +1,8 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
-import { renderedConfigProps } from './internal';
 import { peerAddress } from './contract';
+import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { McpServer } from './mcp-server';

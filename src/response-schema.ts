@@ -69,7 +69,7 @@ export class ResponseSchema {
       return [...out, ['responseSchema.schema', `is not JSON (${(e as Error).message})`, 'pass the schema as valid JSON text']];
     }
     if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
-      return [...out, ['responseSchema.schema', 'is not a JSON object', "give an object schema, e.g. { \"type\": \"object\", \"properties\": { ... } }"]];
+      return [...out, ['responseSchema.schema', 'is not a JSON object', 'give an object schema, e.g. { "type": "object", "properties": { ... } }']];
     }
     const declared = (schema as { $schema?: unknown }).$schema;
     if (declared !== undefined && !(typeof declared === 'string' && (DRAFT_2020.test(declared) || DRAFT_07.test(declared)))) {
@@ -92,10 +92,15 @@ export class ResponseSchema {
   }
 
   /**
-   * The parsed schema; only call when `_problems()` is empty.
+   * The parsed schema, or undefined when the text is not a JSON object (`_problems()` says why).
    * @internal
    */
-  public _schema(): { [k: string]: unknown } {
-    return JSON.parse(this.json) as { [k: string]: unknown };
+  public _parsed(): { [k: string]: unknown } | undefined {
+    try {
+      const v: unknown = JSON.parse(this.json);
+      return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as { [k: string]: unknown }) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 }
