@@ -5,6 +5,23 @@ const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const DRAFT_2020 = /json-schema\.org\/draft\/2020-12\/schema/;
 const DRAFT_07 = /json-schema\.org\/draft-07\/schema/;
 
+const checkers = new Map<string, Ajv>();
+/**
+ * One ajv per dialect for the whole synth: building one compiles the
+ * meta-schema (~75 ms). Lenient on keywords and formats it does not know (the
+ * meta-schema allows them, and the runtime compiles with strict off too);
+ * strict on what the meta-schema and a compile reject.
+ */
+function checker(dialect: 'draft-07' | '2020-12'): Ajv {
+  let ajv = checkers.get(dialect);
+  if (!ajv) {
+    const options = { strict: false, validateFormats: false, allErrors: false };
+    ajv = dialect === '2020-12' ? new Ajv2020(options) : new Ajv(options);
+    checkers.set(dialect, ajv);
+  }
+  return ajv;
+}
+
 /**
  * A JSON Schema that a role's answers must match (OpenAI structured output,
  * `response_format: json_schema`), with its name.
@@ -75,10 +92,7 @@ export class ResponseSchema {
     if (declared !== undefined && !(typeof declared === 'string' && (DRAFT_2020.test(declared) || DRAFT_07.test(declared)))) {
       return [...out, ['responseSchema.schema', `declares $schema ${JSON.stringify(declared)}`, 'write it as draft-07 or 2020-12, or leave $schema out (draft-07)']];
     }
-    // Lenient on keywords and formats it does not know (the meta-schema
-    // allows them); strict on what the meta-schema and a compile reject.
-    const options = { strict: false, validateFormats: false, allErrors: false };
-    const ajv = typeof declared === 'string' && DRAFT_2020.test(declared) ? new Ajv2020(options) : new Ajv(options);
+    const ajv = checker(typeof declared === 'string' && DRAFT_2020.test(declared) ? '2020-12' : 'draft-07');
     if (!ajv.validateSchema(schema as object)) {
       const e = ajv.errors![0];
       return [...out, ['responseSchema.schema', `is not a valid JSON Schema: ${e.instancePath || '(root)'} ${e.message}`, 'correct the schema so it matches the JSON Schema meta-schema']];
@@ -87,6 +101,9 @@ export class ResponseSchema {
       ajv.compile(schema as object);
     } catch (e) {
       out.push(['responseSchema.schema', `does not compile (${(e as Error).message})`, 'fix the reference or pattern it names']);
+    } finally {
+      // forget it again, so the same $id in another role's schema is no clash
+      ajv.removeSchema(schema as object);
     }
     return out;
   }

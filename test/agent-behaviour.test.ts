@@ -217,3 +217,22 @@ describe('synth validation: one line per problem, with path, field and fix', () 
     expect(errors.map((e) => e.replace(/^(\[[^\]]+\] )+/, '').split(':')[0])).toEqual(['instructions', 'temperature', 'mcpServers[0].port', 'mcpServers[1].cidr', 'mcpServers[1].url']);
   });
 });
+
+test('the same schema (with an $id) on several roles, twice, is checked each time', () => {
+  const withId = () => ResponseSchema.fromObject('s', { $id: 'https://example.com/answer.json', type: 'object' });
+  const bad = () => ResponseSchema.fromObject('s', { $id: 'https://example.com/answer.json', $ref: '#/definitions/nope' });
+  expect(workerErrors({ instructions: 'i', responseSchema: withId() })).toEqual([]);
+  const errors = synthErrors(
+    (c) =>
+      new AgentCluster(c, 'agents', {
+        topology: hub([
+          { name: 'a', instructions: 'i', responseSchema: withId() },
+          { name: 'b', instructions: 'i', responseSchema: withId() },
+          { name: 'c', instructions: 'i', responseSchema: bad() },
+          { name: 'd', instructions: 'i', responseSchema: bad() },
+        ]),
+        upstream,
+      }),
+  );
+  expect(errors).toEqual([expect.stringMatching(/\[test\/agents\/c\] responseSchema\.schema: does not compile/), expect.stringMatching(/\[test\/agents\/d\] responseSchema\.schema: does not compile/)]);
+});
