@@ -55,6 +55,16 @@ test('main, types, the jsii assembly, the license and the readme are required', 
   expect(tarballProblems(new Map())).toEqual(['package.json is missing']);
 });
 
+test('a bundled dependency must be in the tarball, and its own files are not checked', () => {
+  const files = complete();
+  files.set('package.json', JSON.stringify({ ...manifest, bundledDependencies: ['ajv'] }));
+  files.set('lib/index.js', `${files.get('lib/index.js')}const ajv = require("ajv");\n`);
+  expect(tarballProblems(files)).toEqual(["node_modules/ajv/package.json is missing (bundled dependency 'ajv')"]);
+  files.set('node_modules/ajv/package.json', '{}');
+  files.set('node_modules/ajv/dist/ajv.js', 'require("fast-deep-equal"); require("./nowhere");\n');
+  expect(tarballProblems(files)).toEqual([]);
+});
+
 test('a package the compiled code requires must be a dependency or peer dependency', () => {
   const files = complete();
   files.set('lib/index.js', `${files.get('lib/index.js')}const y = require("yaml");\nconst k = require("@kubernetes-models/keda/x");\n`);

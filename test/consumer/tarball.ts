@@ -34,6 +34,9 @@ export function tarballProblems(files: ReadonlyMap<string, string>): string[] {
   if (manifest.jsii) need('.jsii', 'the jsii assembly that package.json "jsii" declares');
   if (manifest.license) need('LICENSE', `the ${manifest.license} license text`);
   need('README.md', 'the package page');
+  for (const dep of manifest.bundledDependencies ?? []) {
+    need(`node_modules/${dep}/package.json`, `bundled dependency '${dep}'`);
+  }
 
   const declared = new Set([
     ...Object.keys(manifest.dependencies ?? {}),
@@ -43,6 +46,8 @@ export function tarballProblems(files: ReadonlyMap<string, string>): string[] {
   const builtins = new Set(builtinModules);
 
   for (const [file, text] of files) {
+    // Bundled packages ship as their authors packed them; only our own files are read.
+    if (file.startsWith('node_modules/')) continue;
     const isDts = file.endsWith('.d.ts');
     if (!isDts && !file.endsWith('.js')) continue;
     const pattern = isDts
