@@ -3,6 +3,7 @@ import { startAgent } from './agent';
 import { ConfigError, loadRuntimeSettings } from './config';
 import { runLocalCli } from './local/launcher';
 import { runMockUpstreamCli } from './mock/cli';
+import { runDocsMcpCli } from './tools/docs-server';
 
 const USAGE = `agent-runtime <command>
 
@@ -11,6 +12,8 @@ const USAGE = `agent-runtime <command>
                     --manifests dist/<topology>.k8s.yaml --upstream-url <url> [--replicas N]
                     [--node-arg=<flag>]... (e.g. --node-arg=--cpu-prof for every agent)
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
+  mcp-docs        an MCP server (Streamable HTTP) over the in-repo docs, tools search_docs and get_doc:
+                    [--port N] [--host H] [--docs DIR]
 `;
 
 async function serve(): Promise<void> {
@@ -47,6 +50,8 @@ async function main(argv: string[]): Promise<void> {
       return runLocalCli(rest);
     case 'mock-upstream':
       return runMockUpstreamCli(rest);
+    case 'mcp-docs':
+      return runDocsMcpCli(rest);
     case undefined:
     case '--help':
     case '-h':
