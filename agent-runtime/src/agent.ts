@@ -13,7 +13,7 @@ import { parseJob, RequestError, resultJson } from './http/jobs';
 import { InferenceExecutor } from './inference/executor';
 import { createLogger, Logger } from './logger';
 import { RuntimeMetrics } from './metrics';
-import { McpToolbox } from './tools/mcp-toolbox';
+import type { McpToolbox } from './tools/mcp-toolbox';
 import { Task, TaskResult } from './types';
 import { UpstreamClient } from './upstream/client';
 
@@ -40,7 +40,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const callsUpstream = config.kind === 'worker' || config.kind === 'peer';
   const client = callsUpstream ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
   // MCP servers are connected in the background: one that is down never stops the pod from booting or serving.
-  const toolbox = client && config.tools ? new McpToolbox({ tools: config.tools, logger, metrics }) : undefined;
+  // The MCP SDK is loaded only by roles that list tool servers (it adds about a second to boot).
+  const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
   toolbox?.warm();
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
@@ -346,4 +347,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     })());
 
   return { httpPort, grpcPort, metrics, shutdown };
+}
+
+function loadToolbox(): typeof McpToolbox {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./tools/mcp-toolbox') as typeof import('./tools/mcp-toolbox')).McpToolbox;
 }

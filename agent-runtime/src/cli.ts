@@ -3,7 +3,6 @@ import { startAgent } from './agent';
 import { ConfigError, loadRuntimeSettings } from './config';
 import { runLocalCli } from './local/launcher';
 import { runMockUpstreamCli } from './mock/cli';
-import { runDocsMcpCli } from './tools/docs-server';
 
 const USAGE = `agent-runtime <command>
 
@@ -51,7 +50,9 @@ async function main(argv: string[]): Promise<void> {
     case 'mock-upstream':
       return runMockUpstreamCli(rest);
     case 'mcp-docs':
-      return runDocsMcpCli(rest);
+      // loaded here so `serve` does not pay for the MCP server side of the SDK
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return (require('./tools/docs-server') as typeof import('./tools/docs-server')).runDocsMcpCli(rest);
     case undefined:
     case '--help':
     case '-h':

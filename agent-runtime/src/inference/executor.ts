@@ -10,7 +10,7 @@ import { RuntimeMetrics } from '../metrics';
 import { buildModelPolicies, DeadlineExceededError, ModelPolicy } from '../resilience/model-policy';
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
-import { ToolRunner } from '../tools/mcp-toolbox';
+import type { ToolRunner } from '../tools/mcp-toolbox';
 import { ChatMessage, Task, TaskErrorCode, TaskExecutor, TaskResult, ToolCallRecord, Usage } from '../types';
 
 export interface InferenceExecutorOptions {
