@@ -1,6 +1,5 @@
-import Ajv, { ValidateFunction } from 'ajv';
-import Ajv2020 from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
+import type Ajv from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import { AgentConfig } from '../config';
 import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow } from '../context/window';
@@ -35,9 +34,8 @@ export interface InferenceExecutorOptions {
 export class InferenceExecutor implements TaskExecutor {
   private readonly policies: Map<string, ModelPolicy>;
   private readonly config: AgentConfig;
-  // Answer schemas come from configs and tasks, not from us: lenient about unknown keywords.
-  private readonly ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
-  private ajv2020?: Ajv2020;
+  // Made on the first response schema: roles without one do not load them at boot.
+  private readonly ajvs = new Map<'draft-07' | '2020-12', Ajv>();
   private readonly validators = new Map<string, ValidateFunction>();
 
   constructor(private readonly opts: InferenceExecutorOptions) {
@@ -123,7 +121,7 @@ export class InferenceExecutor implements TaskExecutor {
     // The instructions go first on every call; the window keeps system messages.
     const conversation: ChatMessage[] = behavior?.instructions ? [{ role: 'system', content: behavior.instructions }, ...task.messages] : [...task.messages];
     const tools = this.opts.tools;
-    if (tools) call.tools = await tools.offer(deadlineAt, signal);
+    if (tools) call.tools = await tools.offer(deadlineAt);
     const maxRounds = this.config.tools?.maxRounds ?? 0;
 
     // `allowed` limits what a task may ask for; the fallbacks the catalog slice
@@ -259,8 +257,17 @@ export class InferenceExecutor implements TaskExecutor {
     let v = this.validators.get(key);
     if (!v) {
       if (this.validators.size >= 256) this.validators.clear();
-      const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
-      const ajv = dialect.includes('2020-12') ? (this.ajv2020 ??= addFormats(new Ajv2020({ allErrors: true, strict: false })) as Ajv2020) : this.ajv;
+      const dialect = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? '2020-12' : 'draft-07';
+      let ajv = this.ajvs.get(dialect);
+      if (!ajv) {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        const Ctor = dialect === '2020-12' ? (require('ajv/dist/2020') as typeof import('ajv/dist/2020')).default : (require('ajv') as typeof import('ajv')).default;
+        const addFormats = (require('ajv-formats') as typeof import('ajv-formats')).default;
+        /* eslint-enable @typescript-eslint/no-require-imports */
+        // answer schemas come from configs and tasks, not from us: lenient about unknown keywords
+        ajv = addFormats(new Ctor({ allErrors: true, strict: false }));
+        this.ajvs.set(dialect, ajv);
+      }
       v = ajv.compile(schema);
       this.validators.set(key, v);
     }

@@ -28,7 +28,7 @@ export interface ToolOutcome {
 /** What the executor needs from a tool source (tests may supply their own). */
 export interface ToolRunner {
   /** The tools to offer the model now; servers that cannot be reached contribute none. Never rejects. */
-  offer(deadlineAt: number, signal?: AbortSignal): Promise<ToolDefinition[]>;
+  offer(deadlineAt: number): Promise<ToolDefinition[]>;
   /** Runs one call the model asked for; failures come back as a tool error outcome. Never rejects. */
   call(name: string, argumentsJson: string, deadlineAt: number, signal?: AbortSignal): Promise<ToolOutcome>;
   close(): Promise<void>;
@@ -65,21 +65,36 @@ class ServerConnection {
   constructor(
     readonly entry: McpServerEntry,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly connectTimeoutMs: number,
     private readonly reconnectDelayMs: number,
     private readonly logger: Logger,
   ) {}
 
-  /** The listed tools, connecting first when needed; throws when the server cannot be reached. */
-  async ensure(timeoutMs: number, signal?: AbortSignal): Promise<{ client: Client; tools: ListedTool[] }> {
+  /**
+   * The listed tools, connecting first when needed; throws when the server
+   * cannot be reached or has not answered within `waitMs`. One connection
+   * attempt is shared by every task waiting for it, and runs to its own
+   * timeout whatever the waiters' deadlines, so one task with little time
+   * left cannot make the server look down for the others.
+   */
+  async ensure(waitMs: number): Promise<{ client: Client; tools: ListedTool[] }> {
     if (this.client) return { client: this.client, tools: this.tools };
     if (!this.connecting) {
       if (Date.now() < this.retryAt) throw new Error(`MCP server '${this.entry.name}' is unreachable: ${this.lastError}`);
-      this.connecting = this.connect(timeoutMs, signal).finally(() => {
+      this.connecting = this.connect().finally(() => {
         this.connecting = undefined;
       });
     }
-    const client = await this.connecting;
-    return { client, tools: this.tools };
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`MCP server '${this.entry.name}' did not answer within ${waitMs} ms`)), Math.max(0, waitMs));
+    });
+    try {
+      const client = await Promise.race([this.connecting, waited]);
+      return { client, tools: this.tools };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Known tools without connecting (empty until the first successful listing). */
@@ -103,7 +118,8 @@ class ServerConnection {
     await c?.close().catch(() => undefined);
   }
 
-  private async connect(timeoutMs: number, signal?: AbortSignal): Promise<Client> {
+  private async connect(): Promise<Client> {
+    const timeout = this.connectTimeoutMs;
     const { name, url, bearerTokenEnv, allowedTools } = this.entry;
     try {
       const headers: Record<string, string> = {};
@@ -117,8 +133,8 @@ class ServerConnection {
       client.onclose = () => {
         if (this.client === client) this.drop('connection closed');
       };
-      await client.connect(transport, { timeout: timeoutMs, signal });
-      const listed = await client.listTools(undefined, { timeout: timeoutMs, signal });
+      await client.connect(transport, { timeout });
+      const listed = await client.listTools(undefined, { timeout });
       const allowed = allowedTools ? new Set(allowedTools) : undefined;
       this.tools = listed.tools
         .filter((t) => !allowed || allowed.has(t.name))
@@ -157,7 +173,7 @@ export class McpToolbox implements ToolRunner {
 
   constructor(private readonly opts: McpToolboxOptions) {
     const env = opts.env ?? process.env;
-    this.servers = new Map(opts.tools.mcpServers.map((s) => [s.name, new ServerConnection(s, env, opts.reconnectDelayMs ?? 1000, opts.logger)]));
+    this.servers = new Map(opts.tools.mcpServers.map((s) => [s.name, new ServerConnection(s, env, opts.tools.callTimeoutMs, opts.reconnectDelayMs ?? 1000, opts.logger)]));
   }
 
   /** Connects to every server in the background (boot); failures are only logged. */
@@ -165,13 +181,13 @@ export class McpToolbox implements ToolRunner {
     for (const s of this.servers.values()) void s.ensure(this.opts.tools.callTimeoutMs).catch(() => undefined);
   }
 
-  async offer(deadlineAt: number, signal?: AbortSignal): Promise<ToolDefinition[]> {
+  async offer(deadlineAt: number): Promise<ToolDefinition[]> {
     const timeoutMs = this.budget(deadlineAt);
     const lists = await Promise.all(
       [...this.servers.values()].map(async (s) => {
         if (timeoutMs <= 0) return s.known();
         try {
-          return (await s.ensure(timeoutMs, signal)).tools;
+          return (await s.ensure(timeoutMs)).tools;
         } catch {
           // a server that was listed before keeps offering its tools: their calls report it down
           return s.known();
@@ -189,7 +205,9 @@ export class McpToolbox implements ToolRunner {
     const server = this.servers.get(serverName);
     const done = (outcome: ToolOutcomeKind, content: string): ToolOutcome => {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const labels = { server: server ? serverName : '(unknown)', tool: server ? toolName : '(unknown)' };
+      // label values only from the config and the servers' listings: a made-up name must not grow the series
+      const listed = server?.known().some((t) => t.tool === toolName);
+      const labels = { server: server ? serverName : '(unknown)', tool: listed ? toolName : '(unknown)' };
       this.opts.metrics.toolCalls.inc({ ...labels, outcome });
       this.opts.metrics.toolLatency.observe(labels, seconds);
       return { ok: outcome === 'ok', outcome, content: truncate(content), latencyMs: Math.round(seconds * 1000) };
@@ -212,7 +230,7 @@ export class McpToolbox implements ToolRunner {
     if (timeoutMs <= 0) return done('timeout', `error: no time left in the task's deadline to call ${name}`);
     let client: Client;
     try {
-      ({ client } = await server.ensure(timeoutMs, signal));
+      ({ client } = await server.ensure(timeoutMs));
     } catch (e) {
       return done('unavailable', `error: ${(e as Error).message}`);
     }
