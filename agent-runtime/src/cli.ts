@@ -12,7 +12,7 @@ const USAGE = `agent-runtime <command>
                     [--node-arg=<flag>]... (e.g. --node-arg=--cpu-prof for every agent)
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
   mcp-docs        an MCP server (Streamable HTTP) over the in-repo docs, tools search_docs and get_doc:
-                    [--port N] [--host H] [--docs DIR]
+                    [--port N] [--host H] [--docs DIR] [--token-env NAME (require that bearer token)]
 `;
 
 async function serve(): Promise<void> {

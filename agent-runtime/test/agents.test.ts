@@ -294,6 +294,49 @@ describe('tools over MCP', () => {
     }
   });
 
+  test('bearerTokenEnv: the token from that variable is sent; a missing variable or a wrong token makes the server unavailable, named', async () => {
+    const guarded = await startDocsMcpServer({ bearerToken: 'tok-123456' });
+    try {
+      const run = async (env: NodeJS.ProcessEnv) => {
+        const metrics = new RuntimeMetrics();
+        const tools = new McpToolbox({ tools: toolsOf([{ name: 'g', url: guarded.url, bearerTokenEnv: 'DOCS_TOKEN' }]), logger: silentLogger, metrics, env, reconnectDelayMs: 0 });
+        toolboxes.push(tools);
+        return tools.call('g__get_doc', '{"id":"network-policies"}', soon());
+      };
+      expect(await run({ DOCS_TOKEN: 'tok-123456' })).toMatchObject({ ok: true, outcome: 'ok' });
+      expect(await run({})).toMatchObject({ ok: false, outcome: 'unavailable', content: expect.stringMatching(/environment variable DOCS_TOKEN .* is not set/) });
+      expect(await run({ DOCS_TOKEN: 'wrong' })).toMatchObject({ ok: false, outcome: 'unavailable', content: expect.stringMatching(/MCP server 'g' is unreachable/) });
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  test('arguments that are not a JSON object are a tool error, not a call', async () => {
+    const tools = new McpToolbox({ tools: toolsOf([docsServer()]), logger: silentLogger, metrics: new RuntimeMetrics() });
+    toolboxes.push(tools);
+    expect(await tools.call('docs__get_doc', '[1,2]', soon())).toMatchObject({ ok: false, outcome: 'bad_arguments', content: expect.stringMatching(/not a JSON object/) });
+    expect(await tools.call('docs__get_doc', '{"id":', soon())).toMatchObject({ ok: false, outcome: 'bad_arguments' });
+  });
+
+  test('when the window cuts between a tool request and its results, the orphaned results are not sent', async () => {
+    const catalog = referenceCatalog({ 'gpt-4.1': { contextWindowTokens: 400, reserveTokens: 10 } });
+    const r = await agent({ catalog }).execute(
+      {
+        id: 't',
+        messages: [
+          { role: 'user', content: 'old question' },
+          // a tool request too large to keep, and its small result
+          { role: 'assistant', content: '', tool_calls: [{ id: 'c9', type: 'function', function: { name: 'docs__search_docs', arguments: JSON.stringify({ query: 'word '.repeat(400) }) } }] },
+          { role: 'tool', tool_call_id: 'c9', content: 'small result' },
+          { role: 'user', content: 'the newest question' },
+        ],
+      },
+      soon(),
+    );
+    expect(r.ok).toBe(true);
+    expect(sent()[0].messages).toEqual([{ role: 'user', content: 'the newest question' }]);
+  });
+
   test('a model that keeps asking for tools ends the task tool_rounds_exceeded after maxRounds rounds, with every round billed', async () => {
     const r = await agent({ tools: toolsOf([docsServer()], { maxRounds: 2 }) }).execute(ask('[[tools:loop]] [[tool:docs__search_docs {"query":"drain"}]]'), soon());
     expect(r.ok).toBe(false);

@@ -86,12 +86,12 @@ export function buildDocsServer(docs: readonly Doc[]): McpServer {
 }
 
 /** Starts the docs server over Streamable HTTP (in tests and from the CLI). */
-export function startDocsMcpServer(opts: { port?: number; host?: string; docsDir?: string } = {}): Promise<McpHttpServer> {
+export function startDocsMcpServer(opts: { port?: number; host?: string; docsDir?: string; bearerToken?: string } = {}): Promise<McpHttpServer> {
   const docs = loadDocs(opts.docsDir);
-  return startMcpHttpServer(() => buildDocsServer(docs), { port: opts.port, host: opts.host });
+  return startMcpHttpServer(() => buildDocsServer(docs), { port: opts.port, host: opts.host, bearerToken: opts.bearerToken });
 }
 
-/** `agent-runtime mcp-docs [--port N] [--host H] [--docs DIR]` */
+/** `agent-runtime mcp-docs [--port N] [--host H] [--docs DIR] [--token-env NAME]` */
 export async function runDocsMcpCli(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -99,11 +99,15 @@ export async function runDocsMcpCli(argv: string[]): Promise<void> {
       port: { type: 'string', default: '0' },
       host: { type: 'string', default: '127.0.0.1' },
       docs: { type: 'string' },
+      'token-env': { type: 'string' },
     },
   });
+  const tokenEnv = values['token-env'];
+  const bearerToken = tokenEnv ? process.env[tokenEnv] : undefined;
+  if (tokenEnv && !bearerToken) throw new Error(`--token-env: environment variable ${tokenEnv} is not set`);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: '${values.port}' is not a port number (0-65535)`);
-  const server = await startDocsMcpServer({ port, host: values.host, docsDir: values.docs });
+  const server = await startDocsMcpServer({ port, host: values.host, docsDir: values.docs, bearerToken });
   process.stdout.write(`mcp-docs listening ${server.url}\n`);
   const stop = () => void server.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);

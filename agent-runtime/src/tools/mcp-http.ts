@@ -17,6 +17,8 @@ export interface McpHttpServerOptions {
   readonly host?: string;
   /** @default /mcp */
   readonly path?: string;
+  /** When set, requests must carry `Authorization: Bearer <token>` (else 401). @default none */
+  readonly bearerToken?: string;
 }
 
 /**
@@ -32,6 +34,10 @@ export async function startMcpHttpServer(build: () => McpServer, opts: McpHttpSe
     const url = (req.url ?? '/').split('?')[0];
     if (url !== route) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no route ${url}; the MCP endpoint is ${route}` }));
+      return;
+    }
+    if (opts.bearerToken !== undefined && req.headers.authorization !== `Bearer ${opts.bearerToken}`) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'missing or wrong bearer token' }, id: null }));
       return;
     }
     if (req.method !== 'POST') {
