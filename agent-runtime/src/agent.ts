@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { AgentConfig, RuntimeEnv } from './config';
+import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { runBounded } from './coordination/run-bounded';
@@ -37,8 +37,7 @@ export interface StartAgentOptions {
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
   const logger = opts.logger ?? createLogger({ level: env.logLevel, agentId: env.agentId, role: env.role });
   const metrics = new RuntimeMetrics({ role: config.role });
-  const callsUpstream = config.kind === 'worker' || config.kind === 'peer';
-  const client = callsUpstream ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
+  const client = callsUpstream(config.kind) ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
   // MCP servers are connected in the background: one that is down never stops the pod from booting or serving.
   // The MCP SDK is loaded only by roles that list tool servers (it adds about a second to boot).
   const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
