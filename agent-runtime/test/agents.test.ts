@@ -1,3 +1,4 @@
+import { AddressInfo, createServer, Socket } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { RoleBehavior, RoleTools } from '../src/config';
@@ -291,6 +292,27 @@ describe('tools over MCP', () => {
       expect(again.toolCalls![0].ok).toBe(true);
     } finally {
       await back.close();
+    }
+  });
+
+  test('a server that does not answer is waited for once; later tasks go on without it while it reconnects in the background', async () => {
+    const held = new Set<Socket>();
+    const blackhole = createServer((sock) => held.add(sock)); // accepts, never answers
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(blackhole.address() as AddressInfo).port}/mcp`;
+    try {
+      const a = agent({ tools: toolsOf([{ name: 'hole', url }, docsServer()], { callTimeoutMs: 1000 }) });
+      const first = await a.execute(ask('first'), soon());
+      expect(first.ok).toBe(true);
+      // deadlines shorter than the call timeout: waiting for the server again would spend them
+      for (let i = 1; i <= 3; i++) {
+        const later = await a.execute(ask(`later ${i}`), Date.now() + 800);
+        expect([i, later.ok, later.error?.code]).toEqual([i, true, undefined]);
+        expect(sent()[i].tools!.map((t) => t.function!.name)).toEqual(['docs__search_docs', 'docs__get_doc']);
+      }
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((r) => blackhole.close(() => r()));
     }
   });
 

@@ -40,7 +40,7 @@ export interface McpToolboxOptions {
   readonly metrics: RuntimeMetrics;
   /** Where `bearerTokenEnv` is looked up. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
-  /** After a failed connection, calls fail fast for this long before the next attempt. @default 1000 */
+  /** After a failed connection, calls fail fast for this long before the next attempt (doubling while it keeps failing, up to 30 s). @default 1000 */
   readonly reconnectDelayMs?: number;
 }
 
@@ -61,6 +61,8 @@ class ServerConnection {
   private tools: ListedTool[] = [];
   private retryAt = 0;
   private lastError = '';
+  /** Failed connection attempts in a row (0 once connected). */
+  private failures = 0;
 
   constructor(
     readonly entry: McpServerEntry,
@@ -102,12 +104,29 @@ class ServerConnection {
     return this.tools;
   }
 
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
+  /** True once a connection attempt has failed and none has succeeded since. */
+  get failing(): boolean {
+    return this.failures > 0;
+  }
+
+  /** Starts a connection attempt when none is running and the backoff has passed; never waits for it. */
+  reconnectInBackground(): void {
+    if (this.client || this.connecting || Date.now() < this.retryAt) return;
+    void this.ensure(this.connectTimeoutMs).catch(() => undefined);
+  }
+
   /** Forget the connection after a transport failure; the next use reconnects. */
   drop(reason: string): void {
     const c = this.client;
     this.client = undefined;
     this.lastError = reason;
-    this.retryAt = Date.now() + this.reconnectDelayMs;
+    this.failures += 1;
+    // doubling up to 30 s, so a server that stays down costs a connection attempt now and then, not per task
+    this.retryAt = Date.now() + Math.min(30_000, this.reconnectDelayMs * 2 ** Math.min(this.failures - 1, 16));
     if (c) void c.close().catch(() => undefined);
   }
 
@@ -151,6 +170,7 @@ class ServerConnection {
         }));
       this.client = client;
       this.lastError = '';
+      this.failures = 0;
       this.logger.info({ server: name, url, tools: this.tools.map((t) => t.tool) }, 'MCP server connected');
       return client;
     } catch (e) {
@@ -181,15 +201,24 @@ export class McpToolbox implements ToolRunner {
     for (const s of this.servers.values()) void s.ensure(this.opts.tools.callTimeoutMs).catch(() => undefined);
   }
 
+  /**
+   * Only a server's first connection is waited for (up to the call
+   * timeout, within the deadline). A server that has failed reconnects in
+   * the background while tasks go on with its last listing (its calls then
+   * report it down) or, never listed, without its tools.
+   */
   async offer(deadlineAt: number): Promise<ToolDefinition[]> {
     const timeoutMs = this.budget(deadlineAt);
     const lists = await Promise.all(
       [...this.servers.values()].map(async (s) => {
-        if (timeoutMs <= 0) return s.known();
+        if (s.connected) return s.known();
+        if (s.failing || timeoutMs <= 0) {
+          s.reconnectInBackground();
+          return s.known();
+        }
         try {
           return (await s.ensure(timeoutMs)).tools;
         } catch {
-          // a server that was listed before keeps offering its tools: their calls report it down
           return s.known();
         }
       }),
