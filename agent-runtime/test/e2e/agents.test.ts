@@ -9,37 +9,43 @@ import { McpHttpServer } from '../../src/tools/mcp-http';
 import { postJob, synthesizedManifests, TOPOLOGIES, TopologyName } from '../support/cluster';
 
 // A role as an agent, end to end through `local` mode on the synthesized
-// manifests: the data-retrieval worker has instructions and the in-repo
-// docs MCP server as its tool, and a job sent to the entry gets an answer
-// built from the tool's result.
+// manifests: the example app gives data-retrieval instructions and the
+// in-repo docs MCP server as its tool, and a job sent to the entry gets an
+// answer built from the tool's result.
 //
-// The constructs do not render `behavior`/`tools` on this branch yet, so the
-// test patches them into data-retrieval's ConfigMap of the synthesized
-// manifests. Once the constructs render them, patch the example app instead.
+// The only change to the manifests: the docs server's in-cluster URL points
+// at the docs server this test starts (no cluster DNS here).
 
 const API_KEY = 'sk-local-test-123456';
-const INSTRUCTIONS = 'You are the data-retrieval agent. Look facts up with the docs tools and quote them.';
 let mock: MockUpstream;
 let docs: McpHttpServer;
 let manifests: ReturnType<typeof synthesizedManifests>;
 let cluster: LocalCluster | undefined;
 
-/** A copy of `file` whose data-retrieval ConfigMap carries behavior and tools. */
-function withRetrievalTools(file: string, topology: TopologyName): string {
+interface RoleConfig {
+  behavior?: { instructions: string; temperature?: number };
+  tools?: { mcpServers: Array<{ name: string; url: string }> };
+}
+
+/** A copy of `file` whose data-retrieval config reaches the local docs server; and that config. */
+function withLocalDocsServer(file: string, topology: TopologyName): { file: string; config: RoleConfig } {
+  let config: RoleConfig | undefined;
   const out = parseAllDocuments(readFileSync(file, 'utf8')).map((doc) => {
     const m = doc.toJSON() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
     if (m?.kind === 'ConfigMap' && m.metadata?.name === 'data-retrieval-config') {
-      const config = JSON.parse(m.data!['agent-config.json']) as Record<string, unknown>;
-      config.behavior = { instructions: INSTRUCTIONS, temperature: 0.1 };
-      config.tools = { mcpServers: [{ name: 'docs', url: docs.url }], maxRounds: 3, callTimeoutMs: 5000 };
+      config = JSON.parse(m.data!['agent-config.json']) as RoleConfig;
+      const server = config.tools?.mcpServers.find((s) => s.name === 'docs');
+      if (!server) throw new Error(`${file}: data-retrieval lists no 'docs' MCP server`);
+      server.url = docs.url;
       m.data!['agent-config.json'] = JSON.stringify(config);
     }
     return JSON.stringify(m);
   });
+  if (!config?.behavior) throw new Error(`${file}: data-retrieval has no behavior`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-tools-'));
   const patched = path.join(dir, `${topology}.k8s.yaml`);
   writeFileSync(patched, out.join('\n---\n'));
-  return patched;
+  return { file: patched, config };
 }
 
 beforeAll(async () => {
@@ -60,7 +66,9 @@ afterAll(async () => {
 
 describe.each(TOPOLOGIES)('%s', (topology) => {
   test('data-retrieval looks facts up through the docs MCP server; its answer is built from the tool result', async () => {
-    cluster = await startLocalCluster({ manifests: withRetrievalTools(manifests[topology], topology), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', readyTimeoutMs: 60_000 });
+    const local = withLocalDocsServer(manifests[topology], topology);
+    const instructions = local.config.behavior!.instructions;
+    cluster = await startLocalCluster({ manifests: local.file, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', readyTimeoutMs: 60_000 });
     // hierarchical routes by model (data-retrieval serves gemini-2.5-flash below its supervisor); the others by role
     const target = topology === 'hierarchical' ? { model: 'gemini-2.5-flash' } : { role: 'data-retrieval' };
     const other = topology === 'hierarchical' ? { model: 'deepseek-v3.2' } : { role: 'validation' };
@@ -85,9 +93,10 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
     expect(plain.content).toMatch(/^echo:/);
 
     // what data-retrieval sent: its instructions first, then, in the second call, the tool's result
-    const mine = mock.requests().filter((r) => r.messages?.[0]?.content === INSTRUCTIONS);
+    const mine = mock.requests().filter((r) => r.messages?.[0]?.content === instructions);
     expect(mine).toHaveLength(2);
-    expect(mine[0].temperature).toBe(0.1);
+    expect(mine[0].messages![0].role).toBe('system');
+    expect(mine[0].temperature).toBe(local.config.behavior!.temperature);
     expect(mine[0].tools?.map((t) => t.function?.name)).toEqual(['docs__search_docs', 'docs__get_doc']);
     const toolTurn = mine[1].messages!.find((m) => m.role === 'tool')!;
     expect(String(toolTurn.content)).toContain('pod-disruption-budgets');
