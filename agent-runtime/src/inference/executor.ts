@@ -119,7 +119,7 @@ export class InferenceExecutor implements TaskExecutor {
       call.responseFormat = { type: 'json_schema', json_schema: { name: schema.name, schema: schema.schema, strict: true } };
     }
     // The instructions go first on every call; the window keeps system messages.
-    const conversation: ChatMessage[] = behavior?.instructions ? [{ role: 'system', content: behavior.instructions }, ...task.messages] : [...task.messages];
+    let conversation: readonly ChatMessage[] = behavior?.instructions ? [{ role: 'system', content: behavior.instructions }, ...task.messages] : task.messages;
     const tools = this.opts.tools;
     if (tools) call.tools = await tools.offer(deadlineAt);
     const maxRounds = this.config.tools?.maxRounds ?? 0;
@@ -144,7 +144,7 @@ export class InferenceExecutor implements TaskExecutor {
           const asked = response.toolCalls.map((c) => c.function.name).join(', ');
           return fail('tool_rounds_exceeded', `the model still asked for tools (${asked}) after ${maxRounds} tool round${maxRounds === 1 ? '' : 's'} (tools.maxRounds)`, model);
         }
-        conversation.push({ role: 'assistant', content: response.content, tool_calls: response.toolCalls });
+        const turn: ChatMessage[] = [{ role: 'assistant', content: response.content, tool_calls: response.toolCalls }];
         const outcomes = await Promise.all(
           response.toolCalls.map((c) =>
             tools
@@ -154,8 +154,9 @@ export class InferenceExecutor implements TaskExecutor {
         );
         response.toolCalls.forEach((c, i) => {
           toolCalls.push({ name: c.function.name, ok: outcomes[i].ok, latencyMs: outcomes[i].latencyMs });
-          conversation.push({ role: 'tool', tool_call_id: c.id, content: outcomes[i].content });
+          turn.push({ role: 'tool', tool_call_id: c.id, content: outcomes[i].content });
         });
+        conversation = [...conversation, ...turn];
         if (signal?.aborted) return fail('cancelled', 'handed back: agent shutting down', model);
         continue;
       }
