@@ -142,7 +142,10 @@ export class InferenceExecutor implements TaskExecutor {
       if (response.toolCalls) {
         if (round >= maxRounds) {
           const asked = response.toolCalls.map((c) => c.function.name).join(', ');
-          return fail('tool_rounds_exceeded', `the model still asked for tools (${asked}) after ${maxRounds} tool round${maxRounds === 1 ? '' : 's'} (tools.maxRounds)`, model);
+          const why = this.config.tools
+            ? `the model still asked for tools (${asked}) after ${maxRounds} tool round${maxRounds === 1 ? '' : 's'} (tools.maxRounds)`
+            : `the model asked for tools (${asked}) but role '${this.config.role}' has no tools configured`;
+          return fail('tool_rounds_exceeded', why, model);
         }
         const turn: ChatMessage[] = [{ role: 'assistant', content: response.content, tool_calls: response.toolCalls }];
         const outcomes = await Promise.all(
