@@ -1,6 +1,25 @@
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
+import { REVISION_MARKER, VERDICT_INSTRUCTION } from '../workflow/verdict';
+
+// Workflow rules of the mock (deterministic, so tests and the demo can drive
+// a validation loop through a prompt alone):
+// - A verdict request is one whose response_format is a json_schema with the
+//   properties `pass` and `feedback`, or whose last user message ends with
+//   the verdict instruction the workflow engine adds (VERDICT_INSTRUCTION, for
+//   workers that do not send response_format). It is answered with a verdict
+//   judged on its last user message:
+//     contains `REJECT-ALWAYS`  → {"pass": false, "feedback": "mock: REJECT-ALWAYS asks for another round"}
+//     contains `NOT-A-VERDICT`  → plain text, not a verdict
+//     contains `draft-v1`       → {"pass": false, "feedback": "mock: draft-v1 needs a concrete example"}
+//     otherwise                 → {"pass": true, "feedback": "mock: accepted"}
+// - Any other request whose messages contain `#revise-once` is a draft: its
+//   answer starts with `draft-v<N>`, N = 1 + the revision requests (user
+//   turns carrying REVISION_MARKER) in it. So the first draft is rejected and
+//   the revised one passes.
+// - Every chat request's model, messages and response_format are kept in a
+//   log (the last REQUEST_LOG_LIMIT), read with requests() or GET /__mock/requests.
 
 /** What the next calls do, in order, before normal behaviour resumes. */
 export type ScriptedFault = 'ok' | '500' | '503' | '429' | 'hang' | 'reset' | '400';
@@ -49,8 +68,19 @@ export interface MockUpstream {
   setBehaviour(b: MockBehaviour): void;
   stats(): MockStats;
   reset(): void;
+  /** The last chat requests received, oldest first. */
+  requests(): LoggedRequest[];
   close(): Promise<void>;
 }
+
+/** One chat request as the mock received it. */
+export interface LoggedRequest {
+  readonly model: string;
+  readonly messages: ReadonlyArray<{ role: string; content: string }>;
+  readonly response_format?: unknown;
+}
+
+export const REQUEST_LOG_LIMIT = 2000;
 
 /** mulberry32: tiny seeded PRNG so error injection is reproducible. */
 function prng(seed: number): () => number {
@@ -73,6 +103,32 @@ interface ChatBody {
   messages?: Array<{ role?: unknown; content?: unknown }>;
   stream?: unknown;
   max_tokens?: unknown;
+  response_format?: { type?: unknown; json_schema?: { schema?: { properties?: Record<string, unknown> } } };
+}
+
+function lastUserText(body: ChatBody): string {
+  const users = (body.messages ?? []).filter((m) => m.role === 'user');
+  return users.length > 0 ? String(users[users.length - 1].content ?? '') : '';
+}
+
+/** The mock's verdict for a verdict request (see the rules at the top), or undefined for any other request. */
+export function verdictAnswer(body: ChatBody): string | undefined {
+  const props = body.response_format?.type === 'json_schema' ? body.response_format.json_schema?.schema?.properties : undefined;
+  const judged = lastUserText(body);
+  const asked = (props !== undefined && 'pass' in props && 'feedback' in props) || judged.trimEnd().endsWith(VERDICT_INSTRUCTION);
+  if (!asked) return undefined;
+  if (judged.includes('NOT-A-VERDICT')) return 'I think it is fine.';
+  if (judged.includes('REJECT-ALWAYS')) return JSON.stringify({ pass: false, feedback: 'mock: REJECT-ALWAYS asks for another round' });
+  if (judged.includes('draft-v1')) return JSON.stringify({ pass: false, feedback: 'mock: draft-v1 needs a concrete example' });
+  return JSON.stringify({ pass: true, feedback: 'mock: accepted' });
+}
+
+/** `draft-v<N> ` for a draft request (see the rules at the top), else ''. */
+export function draftPrefix(body: ChatBody): string {
+  const messages = body.messages ?? [];
+  if (!messages.some((m) => String(m.content ?? '').includes('#revise-once'))) return '';
+  const revisions = messages.filter((m) => m.role === 'user' && String(m.content ?? '').includes(REVISION_MARKER)).length;
+  return `draft-v${revisions + 1} `;
 }
 
 /**
@@ -85,6 +141,7 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
   let behaviour: MockBehaviour = { ...opts };
   let random = prng(behaviour.seed ?? 42);
   let stats = emptyStats();
+  let requestLog: LoggedRequest[] = [];
   const sockets = new Set<Socket>();
   const hung = new Set<http.ServerResponse>();
 
@@ -100,6 +157,11 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
 
   const server = http.createServer((req, res) => {
     const url = req.url ?? '';
+    if (req.method === 'GET' && url === '/__mock/requests') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(requestLog));
+      return;
+    }
     if (req.method === 'GET' && url === '/__mock/stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(stats));
@@ -149,6 +211,7 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     }
     const model = typeof body.model === 'string' ? body.model : '';
     stats.models.push(model);
+    logRequest(model, body);
     stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
     if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
       sendError(res, 401, 'Incorrect API key provided');
@@ -190,8 +253,9 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     const prompt = body.messages.map((m) => String(m.content ?? '')).join('\n');
     const promptTokens = prompt.split(/\s+/).filter(Boolean).length + 4 * body.messages.length;
     const digest = createHash('sha256').update(prompt).digest('hex').slice(0, 16);
-    const words = Math.max(1, behaviour.completionTokens ?? 8);
-    const content = [`echo:${digest}`, ...Array.from({ length: words - 1 }, (_, i) => `w${i}`)].join(' ');
+    const verdict = verdictAnswer(body);
+    const words = verdict ? verdict.split(/\s+/).length : Math.max(1, behaviour.completionTokens ?? 8);
+    const content = verdict ?? draftPrefix(body) + [`echo:${digest}`, ...Array.from({ length: words - 1 }, (_, i) => `w${i}`)].join(' ');
     const usage = { prompt_tokens: promptTokens, completion_tokens: words, total_tokens: promptTokens + words };
     const id = `chatcmpl-${digest}`;
     count(200);
@@ -216,6 +280,12 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     res.end(out);
   }
 
+  function logRequest(model: string, body: ChatBody): void {
+    const messages = Array.isArray(body.messages) ? body.messages.map((m) => ({ role: String(m.role ?? ''), content: String(m.content ?? '') })) : [];
+    requestLog.push({ model, messages, ...(body.response_format !== undefined ? { response_format: body.response_format } : {}) });
+    if (requestLog.length > REQUEST_LOG_LIMIT) requestLog = requestLog.slice(-REQUEST_LOG_LIMIT / 2);
+  }
+
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -235,8 +305,10 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
       if (b.seed !== undefined) random = prng(b.seed);
     },
     stats: () => ({ ...stats, times: [...stats.times], models: [...stats.models] }),
+    requests: () => [...requestLog],
     reset() {
       stats = emptyStats();
+      requestLog = [];
       behaviour = { ...opts };
       random = prng(behaviour.seed ?? 42);
     },
