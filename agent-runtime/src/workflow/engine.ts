@@ -94,7 +94,11 @@ export function runWorkflow(wf: Workflow, opts: WorkflowRunOptions): Promise<Ste
     }
   }
 
-  const contentOf = (id: string) => states.get(id)!.last?.content;
+  // a step that succeeded with an empty answer inserts ''
+  const contentOf = (id: string) => {
+    const last = states.get(id)!.last;
+    return last?.ok ? (last.content ?? '') : undefined;
+  };
   const chainOrder = new Map<string, string[]>();
   const earlierOf = (step: WorkflowStep): string[] => {
     let ids = chainOrder.get(step.id);
