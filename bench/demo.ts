@@ -42,21 +42,22 @@ async function main() {
   try {
     const w0 = Date.now();
     const wres = await fetch(`${cluster.entryUrl}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(WORKFLOW) });
-    const workflow = (await wres.json()) as { steps: Array<Record<string, any>>; success_rate: number; total_cost_usd: number; error?: { message: string } };
+    type WorkflowJson = { steps: Array<Record<string, any>>; success_rate: number; total_cost_usd: number; error?: { message: string } };
+    const workflow = (await wres.json()) as WorkflowJson;
     if (!wres.ok) throw new Error(`workflow refused: ${wres.status} ${workflow.error?.message}`);
     console.log('\nworkflow: retrieve → draft-a ∥ draft-b → review (validates draft-a)');
     console.table(
       workflow.steps.map((s) => ({
-        step: s.id,
-        ok: s.ok,
-        role: s.role,
-        agent: s.agent_id,
-        model: s.model,
-        rounds: s.rounds,
+        'step': s.id,
+        'ok': s.ok,
+        'role': s.role,
+        'agent': s.agent_id,
+        'model': s.model,
+        'rounds': s.rounds,
         'tool calls': s.tool_calls?.length ?? 0,
-        tokens: s.usage?.total_tokens,
-        cost_usd: s.cost_usd,
-        ms: s.latency_ms,
+        'tokens': s.usage?.total_tokens,
+        'cost_usd': s.cost_usd,
+        'ms': s.latency_ms,
         ...(s.error ? { error: s.error.code } : {}),
       })),
     );

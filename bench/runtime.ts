@@ -237,9 +237,9 @@ export async function benchWorkflow(latencyMs = 50, jobs = 80, rounds = ROUNDS) 
       const res = await entry.post('/v1/jobs', {
         steps: [
           { id: 'a', role: 'worker-0', prompt: `gather ${i}` },
-          { id: 'b', role: 'worker-1', prompt: `draft from {{steps.a.content}}`, depends_on: ['a'] },
-          { id: 'c', role: 'worker-0', prompt: `check {{steps.b.content}}`, depends_on: ['b'] },
-          { id: 'd', role: 'worker-1', prompt: `summarize {{steps.b.content}}`, depends_on: ['b'] },
+          { id: 'b', role: 'worker-1', prompt: 'draft from {{steps.a.content}}', depends_on: ['a'] },
+          { id: 'c', role: 'worker-0', prompt: 'check {{steps.b.content}}', depends_on: ['b'] },
+          { id: 'd', role: 'worker-1', prompt: 'summarize {{steps.b.content}}', depends_on: ['b'] },
         ],
       });
       if (res.success_rate !== 1) throw new Error(`workflow failed: ${JSON.stringify(res.steps.map((s: { error: unknown }) => s.error))}`);
