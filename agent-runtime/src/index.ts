@@ -8,7 +8,7 @@ export { UpstreamClient } from './upstream/client';
 export * from './upstream/errors';
 export { RuntimeMetrics } from './metrics';
 export { startMockUpstream } from './mock/upstream';
-export type { MockUpstream, MockBehaviour, LoggedRequest } from './mock/upstream';
+export type { MockUpstream, MockBehaviour } from './mock/upstream';
 export { runWorkflow } from './workflow/engine';
 export type { StepResult, WorkflowRunOptions } from './workflow/engine';
 export type { Workflow, WorkflowStep } from './workflow/types';
@@ -17,3 +17,8 @@ export type { LocalCluster, LocalAgent, LocalClusterOptions } from './local/laun
 export { fitToWindow, countTokens } from './context/window';
 export { costUsd } from './cost';
 export { createLogger } from './logger';
+export { McpToolbox } from './tools/mcp-toolbox';
+export type { ToolRunner, ToolOutcome } from './tools/mcp-toolbox';
+export { startMcpHttpServer } from './tools/mcp-http';
+export type { McpHttpServer } from './tools/mcp-http';
+export { startDocsMcpServer, buildDocsServer, loadDocs, searchDocs } from './tools/docs-server';

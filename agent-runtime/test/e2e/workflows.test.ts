@@ -42,12 +42,14 @@ async function postWorkflow(url: string, body: unknown): Promise<{ status: numbe
 
 beforeAll(async () => {
   manifests = synthesizedManifests();
-  mock = await startMockUpstream({ apiKey: API_KEY, latencyMs: 10 });
+  mock = await startMockUpstream({ apiKey: API_KEY, latencyMs: 10, recordRequests: true });
 });
 afterAll(async () => {
   await mock.close();
 });
 
+/** The requests the mock received: model and messages (the mock records them while recordRequests is on). */
+const requests = () => mock.requests().map((r) => ({ model: String(r.model), messages: (r.messages ?? []).map((m) => ({ role: String(m.role), content: String(m.content ?? '') })) }));
 const text = (messages: ReadonlyArray<{ content: string }>) => messages.map((m) => m.content).join('\n');
 
 describe.each(TOPOLOGIES)('%s', (topology) => {
@@ -86,7 +88,7 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
     expect(res.body.success_rate).toBe(1);
     expect(res.body.total_cost_usd).toBeCloseTo(gather.cost_usd + draft.cost_usd + review.cost_usd, 12);
 
-    const drafts = mock.requests().filter((r) => r.model === 'gpt-4.1');
+    const drafts = requests().filter((r) => r.model === 'gpt-4.1');
     expect(drafts).toHaveLength(2);
     expect(text(drafts[0].messages)).not.toMatch(/Feedback/);
     const second = drafts[1].messages;
@@ -94,7 +96,7 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
     expect(second[second.length - 2]).toEqual({ role: 'assistant', content: expect.stringMatching(/^draft-v1 echo:/) });
     // the draft step saw the retrieval step's answer
     expect(text(drafts[0].messages)).toContain(gather.content!);
-    const verdicts = mock.requests().filter((r) => r.model === 'deepseek-v3.2');
+    const verdicts = requests().filter((r) => r.model === 'deepseek-v3.2');
     expect(verdicts).toHaveLength(2);
     expect(text(verdicts[1].messages)).toContain(draft.content!);
   });
@@ -110,7 +112,7 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
       deadline_ms: 20000,
     });
     expect(res.body.steps.map((s) => s.ok)).toEqual([true, true, true]);
-    const third = mock.requests().find((r) => text(r.messages).includes('chain step three'))!;
+    const third = requests().find((r) => text(r.messages).includes('chain step three'))!;
     const [s1, s2] = res.body.steps;
     expect(third.messages.filter((m) => m.role !== 'system')).toEqual([
       { role: 'user', content: 'chain step one' },
@@ -142,7 +144,7 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
     expect(res.body.success_rate).toBe(0.25);
     expect(res.body.total_cost_usd).toBe(aside.cost_usd);
     // no upstream call for the dependents: only gemini (failing) and the independent step
-    expect(mock.requests().map((r) => r.model).sort()).toEqual(['gemini-2.5-flash', 'gpt-4.1']);
+    expect(requests().map((r) => r.model).sort()).toEqual(['gemini-2.5-flash', 'gpt-4.1']);
   });
 
   test('determinism: steps and tasks naming neither model nor role all use the cluster default model', async () => {

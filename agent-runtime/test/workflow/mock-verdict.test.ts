@@ -7,7 +7,7 @@ import { revisionRequest } from '../../src/workflow/engine';
 
 let mock: MockUpstream;
 beforeAll(async () => {
-  mock = await startMockUpstream();
+  mock = await startMockUpstream({ recordRequests: true });
 });
 afterAll(async () => {
   await mock.close();
