@@ -1,10 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 // The runtime is this repository's own workspace package (agent-runtime/).
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { startLocalCluster, startMockUpstream } from '@cdk8s-agent-cluster/agent-runtime';
-import { buildExampleApp } from '../examples/topologies';
+import { startDocsMcpServer, startLocalCluster, startMockUpstream } from '@cdk8s-agent-cluster/agent-runtime';
+import { buildExampleApp, DOCS_MCP_SERVER } from '../examples/topologies';
 
 // `npm run demo`: synthesizes the example topologies, boots one of them
 // (hub-and-spoke unless DEMO_TOPOLOGY says otherwise) as local processes
@@ -37,7 +37,12 @@ async function main() {
   const apiKey = 'sk-demo-0123456789';
   const mock = await startMockUpstream({ apiKey, latencyMs: 40, jitterMs: 40, errorRate: 0.1 });
   console.log(`mock upstream ${mock.url} (40-80 ms, 10 % transient errors)`);
-  const cluster = await startLocalCluster({ manifests: path.join(dir, `${topology}.k8s.yaml`), upstreamUrl: mock.url, apiKey, logs: 'ignore', readyTimeoutMs: 90000 });
+  // the data-retrieval role's docs MCP server, here on loopback instead of its in-cluster Service
+  const docs = await startDocsMcpServer();
+  const manifests = path.join(dir, `${topology}.k8s.yaml`);
+  writeFileSync(manifests, readFileSync(manifests, 'utf8').split(DOCS_MCP_SERVER.url).join(docs.url));
+  console.log(`docs MCP server ${docs.url} (data-retrieval's tools)`);
+  const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey, logs: 'ignore', readyTimeoutMs: 90000 });
   console.log(`${topology}: ${cluster.agents.length} agents up, entry ${cluster.entryUrl}`);
   try {
     const w0 = Date.now();
@@ -93,6 +98,7 @@ async function main() {
   } finally {
     await cluster.stop();
     await mock.close();
+    await docs.close();
   }
 }
 
