@@ -213,6 +213,79 @@ export async function benchCoordination(manifests: Record<string, string>, laten
   return rows;
 }
 
+/**
+ * A 4-step workflow (a → b → c ∥ d) through the hub's entry against its
+ * ideal critical path (3 waves × the mock latency) and against the same four
+ * calls made directly to the mock in the same three waves, in alternating
+ * rounds. Jobs run one at a time: this is the latency a workflow adds, not
+ * its throughput.
+ */
+export async function benchWorkflow(latencyMs = 50, jobs = 80, rounds = ROUNDS) {
+  const waves = 3;
+  return withLocalCluster(hubManifest(2), latencyMs, async (cluster, mock) => {
+    const origin = mock.url.replace(/\/v1$/, '');
+    const direct = poster(origin, 4);
+    const entry = poster(cluster.entryUrl, 4);
+    const auth = { authorization: `Bearer ${API_KEY}` };
+    const call = (text: string) => direct.post('/v1/chat/completions', { model: 'gpt-4.1', messages: [{ role: 'user', content: text }] }, auth);
+    const callDirect = async (i: number) => {
+      await call(`gather ${i}`);
+      await call(`draft ${i}`);
+      await Promise.all([call(`check ${i}`), call(`summarize ${i}`)]);
+    };
+    const callWorkflow = async (i: number) => {
+      const res = await entry.post('/v1/jobs', {
+        steps: [
+          { id: 'a', role: 'worker-0', prompt: `gather ${i}` },
+          { id: 'b', role: 'worker-1', prompt: 'draft from {{steps.a.content}}', depends_on: ['a'] },
+          { id: 'c', role: 'worker-0', prompt: 'check {{steps.b.content}}', depends_on: ['b'] },
+          { id: 'd', role: 'worker-1', prompt: 'summarize {{steps.b.content}}', depends_on: ['b'] },
+        ],
+      });
+      if (res.success_rate !== 1) throw new Error(`workflow failed: ${JSON.stringify(res.steps.map((s: { error: unknown }) => s.error))}`);
+    };
+    // the same waves as three `tasks` jobs: what the hops cost without the engine
+    const job = async (tasks: Array<{ role: string; prompt: string }>) => {
+      const res = await entry.post('/v1/jobs', { tasks });
+      if (res.success_rate !== 1) throw new Error('tasks job failed');
+    };
+    const callTasks = async (i: number) => {
+      await job([{ role: 'worker-0', prompt: `gather ${i}` }]);
+      await job([{ role: 'worker-1', prompt: `draft ${i}` }]);
+      await job([
+        { role: 'worker-0', prompt: `check ${i}` },
+        { role: 'worker-1', prompt: `summarize ${i}` },
+      ]);
+    };
+    try {
+      for (const fn of [callDirect, callTasks, callWorkflow]) await load(10, 1, fn); // warm-up
+      const [d, t, w] = await alternate(rounds, jobs / rounds, 1, {}, [callDirect, callTasks, callWorkflow]);
+      const ideal = waves * latencyMs;
+      const dp50 = pct(d.latencies, 50);
+      const wp50 = pct(w.latencies, 50);
+      return [
+        {
+          steps: 4,
+          criticalPathSteps: waves,
+          mockLatencyMs: latencyMs,
+          jobs,
+          idealMs: ideal,
+          directP50Ms: round(dp50, 2),
+          workflowP50Ms: round(wp50, 2),
+          ratioToIdeal: round(wp50 / ideal, 3),
+          addedPerStepP50Ms: round((wp50 - ideal) / waves, 2),
+          ratioToDirect: round(wp50 / dp50, 3),
+          threeTasksJobsP50Ms: round(pct(t.latencies, 50), 2),
+          addedPerStepVsDirectP50Ms: round((wp50 - dp50) / waves, 2),
+          workflowP99Ms: round(pct(w.latencies, 99), 2),
+        },
+      ];
+    } finally {
+      await Promise.all([direct.close(), entry.close()]);
+    }
+  });
+}
+
 /** Throughput of InferenceExecutor (retry + breaker + bulkhead + timeout) vs the bare client, nothing failing, in alternating rounds. */
 export async function benchResilience(total = 10_000, concurrency = 64, rounds = 3) {
   const mock = await startMockUpstream({ apiKey: API_KEY });

@@ -9,13 +9,14 @@ import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { runBounded } from './coordination/run-bounded';
 import { agentService, ExecuteRequest, ExecuteResponse, fromWireTask, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult, WireTask } from './grpc/service';
-import { parseJob, RequestError, resultJson } from './http/jobs';
+import { chainWindowFor, parseJob, RequestError, resultJson, workflowJson } from './http/jobs';
 import { InferenceExecutor } from './inference/executor';
 import { createLogger, Logger } from './logger';
 import { RuntimeMetrics } from './metrics';
 import type { McpToolbox } from './tools/mcp-toolbox';
 import { Task, TaskResult } from './types';
 import { UpstreamClient } from './upstream/client';
+import { runWorkflow } from './workflow/engine';
 
 export interface AgentHandle {
   readonly httpPort: number;
@@ -44,7 +45,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   toolbox?.warm();
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
-  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
+  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
   await pool?.start();
 
   let draining = false;
@@ -269,6 +270,29 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
       const jobId = randomUUID();
       const started = Date.now();
+      if (job.kind === 'steps') {
+        // a workflow: each step is a one-task run, routed like any task
+        const deadlineAt = job.deadlineAt;
+        const steps = runWorkflow(job.workflow, {
+          run: (t) => run(jobId, [t], deadlineAt, 0).then((r) => r[0]),
+          concurrency: config.fanOut.concurrency,
+          windowFor: chainWindowFor(config),
+          agentId: env.agentId,
+        });
+        void track(
+          steps.then(
+            (results) => {
+              metrics.jobs.inc({ outcome: results.every((r) => r.ok) ? 'ok' : 'partial' });
+              send(200, workflowJson(jobId, results, Date.now() - started), 'jobs');
+            },
+            (e: Error) => {
+              logger.error({ err: e.message, jobId }, 'workflow failed unexpectedly');
+              send(500, { error: { message: `internal error: ${e.message}` } }, 'jobs');
+            },
+          ),
+        );
+        return;
+      }
       void track(
         run(jobId, job.tasks, job.deadlineAt, 0).then(
           (results) => {

@@ -13,6 +13,8 @@ export interface DispatcherOptions {
   readonly metrics: RuntimeMetrics;
   readonly logger: Logger;
   readonly agentId: string;
+  /** This agent's own role: a task naming it is for any callee. */
+  readonly role?: string;
   /** Time kept back at each hop for the answer's way home. @default 50 */
   readonly returnMarginMs?: number;
   /**
@@ -75,13 +77,19 @@ export class Dispatcher {
       error: { code, message },
     });
 
-    if (task.role && !pool.roles().includes(task.role)) {
-      return fail('bad_request', `role '${task.role}' is not a callee of this agent (callees: ${pool.roles().join(', ') || 'none'})`);
+    // A task names a role: it goes to the callees that are that role or have
+    // it below them (peers[].roles), and each hop does the same on the way down.
+    // A supervisor given a task for itself passes it to any of its callees.
+    let target = task.role;
+    let via = target ? pool.rolesReaching(target) : undefined;
+    if (via && via.length === 0 && target === this.opts.role) target = via = undefined;
+    if (via && via.length === 0) {
+      return fail('bad_request', `role '${target}' is not a callee of this agent nor below one (reachable: ${pool.reachableRoles().join(', ') || 'none'})`);
     }
     const accepting = pool.rolesAccepting(task.model);
-    const eligible = new Set(task.role ? accepting.filter((r) => r === task.role) : accepting);
+    const eligible = new Set(via ? accepting.filter((r) => via.includes(r)) : accepting);
     if (eligible.size === 0) {
-      return fail('bad_request', `no callee accepts model '${task.model}'${task.role ? ` on role '${task.role}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
+      return fail('bad_request', `no callee accepts model '${task.model}'${target ? ` on the way to role '${target}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
     }
     const wireTask = toWireTask(task);
     let bytes = taskBytesBound(wireTask);

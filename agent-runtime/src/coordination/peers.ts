@@ -50,6 +50,19 @@ export class PeerPool {
     return [...new Set(this.peers.map((p) => p.role))];
   }
 
+  /** Every role a task may name here: each callee's `roles` (absent: the callee itself). */
+  reachableRoles(): string[] {
+    return [...new Set(this.peers.flatMap((p) => p.roles ?? [p.role]))];
+  }
+
+  /**
+   * Callee roles a task for `role` goes through: the callee itself, or a
+   * supervisor whose subtree holds it (its `roles`).
+   */
+  rolesReaching(role: string): string[] {
+    return this.peers.filter((p) => (p.roles ?? [p.role]).includes(role)).map((p) => p.role);
+  }
+
   /** Callee roles that accept a task for `model` (all of them when no model is named). */
   rolesAccepting(model: string | undefined): string[] {
     return this.peers.filter((p) => !model || !p.models || p.models.includes(model)).map((p) => p.role);
