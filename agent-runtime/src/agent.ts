@@ -58,15 +58,15 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   };
 
   /** Runs a job's tasks the way this role does. `hop` 0 = from a client. */
-  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult, index: number) => void): Promise<TaskResult[]> => {
+  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult, index: number) => void, signal: AbortSignal = handBack.signal): Promise<TaskResult[]> => {
     const local = executor && (config.kind === 'worker' || hop > 0 || !dispatcher);
-    if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, handBack.signal), onResult);
+    if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, signal), onResult);
     if (!dispatcher) {
       const results = tasks.map((t) => ({ id: t.id, ok: false, costUsd: 0, attempts: 0, latencyMs: 0, agentId: env.agentId, error: { code: 'unavailable' as const, message: `role '${config.role}' has no callees and calls no model` } }));
       results.forEach((r, i) => onResult?.(r, i));
       return Promise.resolve(results);
     }
-    return dispatcher.runJob(jobId, tasks, deadlineAt, hop, handBack.signal, onResult);
+    return dispatcher.runJob(jobId, tasks, deadlineAt, hop, signal, onResult);
   };
 
   const refusal = (t: Task, code: 'bad_request' | 'overloaded' | 'unavailable', message: string): TaskResult => ({
@@ -205,9 +205,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   const httpServer = http.createServer((req, res) => {
     const t0 = process.hrtime.bigint();
-    const send = (status: number, body: unknown, route: string, contentType = 'application/json') => {
+    const send = (status: number, body: unknown, route: string, contentType = 'application/json', headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
       res.end(text);
       metrics.httpRequests.observe({ route, status: String(status) }, Number(process.hrtime.bigint() - t0) / 1e9);
     };
@@ -256,11 +256,23 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
       const jobId = randomUUID();
       const started = Date.now();
+      // the client went away before its answer: the job's waiting tasks leave their queues
+      const gone = new AbortController();
+      res.once('close', () => {
+        if (!res.writableFinished) gone.abort(new Error('the client closed the connection'));
+      });
+      const jobSignal = AbortSignal.any([handBack.signal, gone.signal]);
+      setMaxListeners(0, jobSignal); // one listener per task waiting for capacity
       void track(
-        run(jobId, job.tasks, job.deadlineAt, 0).then(
+        run(jobId, job.tasks, job.deadlineAt, 0, undefined, jobSignal).then(
           (results) => {
             const ok = results.filter((r) => r.ok).length;
             const total = results.reduce((s, r) => s + r.costUsd, 0);
+            const shed = overloadAnswer(results);
+            if (shed?.status === 503) {
+              metrics.jobs.inc({ outcome: 'shed' });
+              return send(503, { error: { code: 'overloaded', message: shed.message } }, 'jobs', undefined, shed.headers);
+            }
             metrics.jobs.inc({ outcome: ok === results.length ? 'ok' : 'partial' });
             send(
               200,
@@ -272,6 +284,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
                 latency_ms: Date.now() - started,
               },
               'jobs',
+              undefined,
+              shed?.headers,
             );
           },
           (e: Error) => {
@@ -295,6 +309,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const shutdown = () =>
     (shuttingDown ??= (async () => {
       draining = true;
+      // tasks waiting for capacity are handed back now, not at the end of the grace period
+      dispatcher?.drain();
+      executor?.drain();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('agents.v1.AgentService', 'NOT_SERVING');
       logger.info({ inFlight: inFlight.size, graceMs: config.drain.gracePeriodMs }, 'draining');
@@ -332,4 +349,19 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     })());
 
   return { httpPort, grpcPort, metrics, shutdown };
+}
+
+/**
+ * Shedding on the HTTP API (README, "Overload"): when every task of a job
+ * was shed by admission before it started (`overloaded` with a retry hint),
+ * the job is answered 503 with Retry-After; when only some were, the 200
+ * carries Retry-After too. Seconds, rounded up, at least 1.
+ */
+function overloadAnswer(results: readonly TaskResult[]): { status: 200 | 503; message: string; headers: Record<string, string> } | undefined {
+  const shed = results.filter((r) => r.error?.code === 'overloaded' && r.retryAfterMs !== undefined);
+  if (shed.length === 0) return undefined;
+  const seconds = Math.max(1, Math.ceil(Math.max(...shed.map((r) => r.retryAfterMs!)) / 1000));
+  const headers = { 'retry-after': String(seconds) };
+  if (shed.length < results.length) return { status: 200, message: '', headers };
+  return { status: 503, message: `overloaded: none of the job's ${results.length} task(s) could start and finish before its deadline (${shed[0].error!.message}); retry after ${seconds} s`, headers };
 }
