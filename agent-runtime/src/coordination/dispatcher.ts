@@ -127,26 +127,29 @@ export class Dispatcher {
       attempts += 1;
       let wire: WireResult | undefined;
       const sent = Date.now();
-      let answered = false;
       try {
         wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes);
-        answered = wire !== undefined && !(wire.ok === false && wire.error && HANDED_BACK.has(wire.error.code));
       } catch (e) {
         const err = e as grpc.ServiceError;
         last = `${ep.role} ${ep.address}: ${grpc.status[err.code] ?? 'error'} ${err.details ?? err.message}`;
         metrics.dispatches.inc({ peer: ep.role, outcome: grpc.status[err.code] ?? 'error' });
-        if (err.code === grpc.status.DEADLINE_EXCEEDED) continue; // the loop reports deadline_exceeded
+        if (err.code === grpc.status.DEADLINE_EXCEEDED) {
+          this.queue.release(ep, key);
+          continue; // the loop reports deadline_exceeded
+        }
         pool.markUnhealthy(ep.address);
+        // held before its slot is given back, so no waiter is sent straight to it
         this.queue.hold(ep);
+        this.queue.release(ep, key);
         tried.add(ep.address);
         front = true;
         metrics.redispatches.inc({ reason: grpc.status[err.code] ?? 'error' });
         this.opts.logger.debug({ task: task.id, peer: ep.address, code: err.code }, 'dispatch failed; re-dispatching');
         continue;
-      } finally {
-        this.queue.release(ep, key, answered ? Date.now() - sent : undefined);
       }
       if (!wire) {
+        this.queue.hold(ep);
+        this.queue.release(ep, key);
         last = `${ep.address} answered without this task`;
         tried.add(ep.address);
         front = true;
@@ -154,16 +157,20 @@ export class Dispatcher {
       }
       const r = fromWireResult(wire);
       if (!r.ok && r.error && HANDED_BACK.has(r.error.code)) {
+        // it is full (or going): no new task to it until it answers one of ours or a moment passes;
+        // held before its slot is given back, so no waiter is sent straight to it
+        this.queue.hold(ep);
+        this.queue.release(ep, key);
         last = `${ep.address} handed it back: ${r.error.message}`;
         tried.add(ep.address);
         if (r.error.code === 'unavailable') pool.markUnhealthy(ep.address); // draining: send it nothing new for a while
-        // it is full (or going): no new task to it until it answers one of ours or a moment passes
-        this.queue.hold(ep);
         front = true;
         metrics.dispatches.inc({ peer: ep.role, outcome: r.error.code });
         metrics.redispatches.inc({ reason: r.error.code });
         continue;
       }
+      // answered: the trip's time feeds the set's service-time estimate
+      this.queue.release(ep, key, Date.now() - sent);
       upstreamAttempts += r.attempts;
       if (!r.ok && r.error && UPSTREAM_TRANSIENT.has(r.error.code)) {
         last = `${ep.address}: ${r.error.code}: ${r.error.message}`;
