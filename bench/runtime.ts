@@ -31,7 +31,7 @@ function hubManifest(workers: number, inFlight = 256, fanOut = 64): string {
 async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cluster: LocalCluster, mock: ChildServer) => Promise<T>): Promise<T> {
   const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
   try {
-    const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' } });
+    const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' }, readyTimeoutMs: 120_000 });
     try {
       return await fn(cluster, mock);
     } finally {
@@ -373,6 +373,9 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
           entryP50ms: round(pct(e.latencies, 50), 3),
           entryP99ms: round(pct(e.latencies, 99), 3),
           entryMaxMs: round(Math.max(...e.latencies), 3),
+          // the spread of each side: starvation shows here whatever the machine's load
+          directP99OverP50: round(pct(d.latencies, 99) / pct(d.latencies, 50)),
+          entryP99OverP50: round(pct(e.latencies, 99) / pct(e.latencies, 50)),
           idealFifoMs: round(idealFifo, 3),
           p99VsDirect: round(pct(e.latencies, 99) / pct(d.latencies, 99)),
           p99VsIdealFifo: round(pct(e.latencies, 99) / idealFifo),

@@ -44,11 +44,12 @@ export class CalleeQueue {
   /** Waiting tasks per eligible set. */
   private readonly waitingByKey = new Map<string, number>();
   private readonly serviceTimes = new Map<string, ServiceTime>();
+  private readonly observers = new Map<string, QueueObserver | undefined>();
 
   constructor(
     private readonly pool: PeerPool,
     private readonly marginMs: number,
-    private readonly observer: (key: string) => QueueObserver | undefined = () => undefined,
+    private readonly observerFor: (key: string) => QueueObserver | undefined = () => undefined,
   ) {
     this.waiters = new FifoWaitList<Endpoint, Waiting>((m, waited, reason) => {
       const n = (this.waitingByKey.get(m.key) ?? 1) - 1;
@@ -58,6 +59,13 @@ export class CalleeQueue {
       o?.left(waited, reason);
     });
     pool.onChange(() => this.serve());
+  }
+
+  /** The metrics of a set's queue (looked up once per set). */
+  private observer(key: string): QueueObserver | undefined {
+    let o = this.observers.get(key);
+    if (o === undefined && !this.observers.has(key)) this.observers.set(key, (o = this.observerFor(key)));
+    return o;
   }
 
   /** Tasks waiting now, all sets. */
