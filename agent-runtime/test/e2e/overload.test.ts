@@ -73,6 +73,42 @@ test.each(TOPOLOGIES)('%s: sustained load at twice the capacity loses no task an
   expect(ok).toBe(jobs);
   // and no task reached the upstream twice
   expect(mock.stats().calls).toBe(ok);
+  if (topology === 'hub-and-spoke') {
+    // the coordinator is its workers' only caller and they free each slot as its result goes back,
+    // so its count of their slots is right: no task was refused and sent again
+    expect(await entryMetrics()).not.toMatch(/agent_redispatches_total\{[^}]*reason="overloaded"/);
+  }
+});
+
+const entryMetrics = async () => (await fetch(`${cluster!.entryUrl}/metrics`)).text();
+const metric = (text: string, name: string, labels: string) => Number(new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+const GPT_CALLEES = 'target="task-executor-a,task-executor-b"';
+
+test('hub-and-spoke: a job whose client goes away leaves the queue at once and never reaches the upstream', async () => {
+  cluster = await startLocalCluster({ manifests: manifests['hub-and-spoke'], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', readyTimeoutMs: 60_000 });
+  mock.setBehaviour({ latencyMs: 1500 });
+  const capacity = entryCapacity(manifests['hub-and-spoke'], 'gpt-4.1');
+  // capacity + 3 tasks: every slot taken, 3 waiting
+  const filling = Array.from({ length: (capacity + 3) / 5 }, (_, j) => post(cluster!.entryUrl, { tasks: Array.from({ length: 5 }, (_, i) => ({ id: `f${j}-${i}`, prompt: `fill ${j} ${i}`, model: 'gpt-4.1' })) }));
+  const until = async (what: (text: string) => boolean) => {
+    for (let text = await entryMetrics(); !what(text); text = await entryMetrics()) await new Promise((r) => setTimeout(r, 20));
+  };
+  await until((t) => metric(t, 'agent_admission_queue_length', GPT_CALLEES) === 3);
+  const client = new AbortController();
+  const gone = fetch(`${cluster.entryUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ tasks: [{ id: 'abandoned', prompt: 'nobody waits for me', model: 'gpt-4.1' }] }),
+    signal: client.signal,
+  }).catch((e: Error) => e.name);
+  await until((t) => metric(t, 'agent_admission_queue_length', GPT_CALLEES) === 4);
+  client.abort();
+  expect(await gone).toBe('AbortError');
+  await until((t) => metric(t, 'agent_admission_queue_exits_total', 'reason="cancelled"') === 1);
+  expect(metric(await entryMetrics(), 'agent_admission_queue_length', GPT_CALLEES)).toBe(3);
+  const filled = await Promise.all(filling);
+  expect(filled.every((f) => f.status === 200 && f.body.results!.every((r) => r.ok))).toBe(true);
+  expect(mock.stats().calls).toBe(capacity + 3);
 });
 
 test('hub-and-spoke: a job that could not start and finish before its deadline is refused at once with 503 and Retry-After; one with time enough waits its turn', async () => {
