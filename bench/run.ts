@@ -40,7 +40,7 @@ async function main() {
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
   await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects', () => benchSynth());
   // always: it only reads the figures above (or the file's, for sections not run this time)
-  process.stdout.write(`\n## Targets of issue 14: each figure against its target\n`);
+  process.stdout.write('\n## Targets of issue 14: each figure against its target\n');
   console.table((results.targets = targetRows(results)));
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
   writeJson(file, results);
