@@ -4,12 +4,12 @@ import { AgentAutoscaler, AutoscalingSpec } from './agent-autoscaler';
 import { AgentDeployment, AgentDeploymentProps, AgentUpstream } from './agent-deployment';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
+import { AgentConfig, callsUpstream, ModelEntry, PeerEntry, peerAddress, RoleBehavior, RoleTools } from './contract';
 import { renderedConfigProps } from './internal';
 import { KubeNetworkPolicy } from './l1';
 import { GRPC_PORT, HTTP_PORT, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
 import { ModelCatalog } from './model-catalog';
 import { PriorityClass } from './priority-class';
-import { ResolvedModel } from './resolved-model';
 import { Topology, TopologyKind, TopologyRole } from './topology';
 
 /** An egress destination for upstream model calls. */
@@ -74,10 +74,29 @@ export interface AgentClusterProps {
   readonly apiClientNamespaceLabels?: { [key: string]: string };
   /** Create the two PriorityClasses. Set false when they exist. @default true */
   readonly createPriorityClasses?: boolean;
+  /** Model turns that may request tools in one task, for roles with MCP servers that set none (1 to 50). @default 8 */
+  readonly maxToolRounds?: number;
+  /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
+  readonly toolCallTimeoutMs?: number;
 }
 
+/** Longest system prompt the runtime's config schema accepts, in characters. */
+const MAX_INSTRUCTIONS = 32768;
+const DEFAULT_MAX_TOOL_ROUNDS = 8;
+const DEFAULT_TOOL_CALL_TIMEOUT_MS = 10000;
+
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
-const PEERS_PLACEHOLDER = '__agent_cluster_peers__';
+// The top-level `"peers": []` of a rendered config; inside a JSON string the
+// quotes would be escaped, so this text can only be the key itself.
+const PEERS_EMPTY = '"peers": []';
+
+/** Why a tool setting is out of the schema's range, as [problem, fix]. */
+function toolSettingProblem(field: 'maxToolRounds' | 'toolCallTimeoutMs', value: number | undefined): [string, string] | undefined {
+  if (value === undefined) return undefined;
+  const max = field === 'maxToolRounds' ? 50 : Number.MAX_SAFE_INTEGER;
+  if (Number.isInteger(value) && value >= 1 && value <= max) return undefined;
+  return field === 'maxToolRounds' ? [`${value} is out of range`, 'use a whole number of rounds from 1 to 50'] : [`${value} is not a whole number of ms >= 1`, 'use e.g. 10000'];
+}
 
 /**
  * A complete multi-agent system from a topology: namespace, per-role
@@ -135,6 +154,10 @@ export class AgentCluster extends Construct {
 
     for (const p of topo._problems) errors.push(`[${at('topology')}] topology: ${p}.`);
     for (const p of this.catalog.problems()) errors.push(`[${at('catalog')}] catalog: ${p}.`);
+    for (const [field, value] of [['maxToolRounds', props.maxToolRounds], ['toolCallTimeoutMs', props.toolCallTimeoutMs]] as const) {
+      const problem = toolSettingProblem(field, value);
+      if (problem) errors.push(`[${this.node.path}] ${field}: ${problem[0]}. Fix: ${problem[1]}.`);
+    }
     if (!this.catalog.has(defaultModel)) {
       errors.push(`[${this.node.path}] defaultModel: '${defaultModel}' is not in the catalog. Fix: use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...).`);
     }
@@ -168,7 +191,9 @@ export class AgentCluster extends Construct {
         }
       }
 
-      const callsUpstream = r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER;
+      errors.push(...this.behaviourProblems(r, models).map(([field, problem, fix]) => `[${at(role)}] ${field}: ${problem}. Fix: ${fix}.`));
+
+      const upstreamCaller = callsUpstream(r.kind);
       const highPriority = r.kind === AgentKind.COORDINATOR || r.kind === AgentKind.SUPERVISOR;
       const deploymentProps: AgentDeploymentProps = {
         role,
@@ -179,7 +204,8 @@ export class AgentCluster extends Construct {
         image: r.spec.image ?? props.image,
         replicas: cap.replicas,
         resources: r.spec.resources,
-        upstream: callsUpstream ? props.upstream : undefined,
+        upstream: upstreamCaller ? props.upstream : undefined,
+        mcpServers: upstreamCaller ? r.spec.mcpServers : undefined,
         drainSeconds,
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
@@ -217,7 +243,7 @@ export class AgentCluster extends Construct {
     if (cached) return cached;
     const r = this.topology.roleNamed(role)!;
     let models: string[];
-    if (r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER) {
+    if (callsUpstream(r.kind)) {
       models = (r.spec.models ?? [this.defaultModel]).filter((m) => this.catalog.has(m));
     } else {
       seen.add(role);
@@ -256,9 +282,9 @@ export class AgentCluster extends Construct {
     const role = r.spec.name;
     const kindOf = (name: string) => this.topology.roleNamed(name)!.kind;
     const known = models.filter((m) => this.catalog.has(m));
-    const catalog: Record<string, ResolvedModel> = {};
+    const catalog: Record<string, ModelEntry> = {};
     for (const id of this.catalog._closure(known)) catalog[id] = this.catalog._resolve(id);
-    const config = {
+    const config: AgentConfig = {
       apiVersion: 'agents.cdk8s.io/v1',
       cluster: this.name,
       namespace: this.namespace,
@@ -267,7 +293,8 @@ export class AgentCluster extends Construct {
       kind: r.kind,
       ...(r.spec.workerKind ? { workerKind: r.spec.workerKind } : {}),
       entry: r.entry,
-      peers: PEERS_PLACEHOLDER,
+      // spliced in below (see there); [] keeps this object an AgentConfig
+      peers: [],
       fanOut: { concurrency: sizes.fanOut },
       concurrency: { maxInFlightTasks: sizes.inFlight },
       deadlines: { defaultMs: props.defaultDeadlineMs ?? 30000, maxMs: props.maxDeadlineMs ?? 120000 },
@@ -281,6 +308,7 @@ export class AgentCluster extends Construct {
       models: { default: known[0] ?? models[0], allowed: known.length > 0 ? known : models },
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
+      ...this.renderBehaviour(r, props),
     };
     // Every member of a mesh has the same peer list, n entries long: render
     // it once per distinct callee set and splice it in, so synth stays
@@ -288,17 +316,99 @@ export class AgentCluster extends Construct {
     const callees = this.topology._callees(role);
     let peersJson = this.peersJsonCache.get(callees);
     if (peersJson === undefined) {
-      const peers = callees.map((c) => ({
+      const peers = callees.map((c): PeerEntry => ({
         role: c,
         kind: kindOf(c),
-        address: `${c}-grpc.${this.namespace}.svc.cluster.local:${GRPC_PORT}`,
+        address: peerAddress(c, this.namespace),
         maxInFlightTasks: this.capacities.get(c)!.inFlight,
         models: this.modelsThrough(c),
       }));
       peersJson = JSON.stringify(peers, null, 2).replace(/\n/g, '\n  ');
       this.peersJsonCache.set(callees, peersJson);
     }
-    return JSON.stringify(config, null, 2).replace(`"${PEERS_PLACEHOLDER}"`, () => peersJson!);
+    return JSON.stringify(config, null, 2).replace(PEERS_EMPTY, () => `"peers": ${peersJson!}`);
+  }
+
+  /** The config's `behavior` and `tools` for a role that calls models, when it has them. */
+  private renderBehaviour(r: TopologyRole, props: AgentClusterProps): { behavior?: RoleBehavior; tools?: RoleTools } {
+    const spec = r.spec;
+    if (!callsUpstream(r.kind)) return {};
+    const out: { behavior?: RoleBehavior; tools?: RoleTools } = {};
+    if (spec.instructions !== undefined) {
+      // a schema that does not parse fails synth (behaviourProblems); nothing to render then
+      const schema = spec.responseSchema?._parsed();
+      out.behavior = {
+        instructions: spec.instructions,
+        ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
+        ...(spec.maxTokens !== undefined ? { maxTokens: spec.maxTokens } : {}),
+        ...(spec.responseSchema && schema ? { responseSchema: { name: spec.responseSchema.name, schema } } : {}),
+      };
+    }
+    if (spec.mcpServers && spec.mcpServers.length > 0) {
+      out.tools = {
+        mcpServers: spec.mcpServers.map((m) => m._entry()),
+        maxRounds: spec.maxToolRounds ?? props.maxToolRounds ?? DEFAULT_MAX_TOOL_ROUNDS,
+        callTimeoutMs: spec.toolCallTimeoutMs ?? props.toolCallTimeoutMs ?? DEFAULT_TOOL_CALL_TIMEOUT_MS,
+      };
+    }
+    return out;
+  }
+
+  /** What is wrong with a role's behaviour and tools, as [field, problem, fix]. */
+  private behaviourProblems(r: TopologyRole, models: string[]): Array<[string, string, string]> {
+    const spec = r.spec;
+    const role = spec.name;
+    const out: Array<[string, string, string]> = [];
+    const set: Array<[string, boolean]> = [
+      ['instructions', spec.instructions !== undefined],
+      ['temperature', spec.temperature !== undefined],
+      ['maxTokens', spec.maxTokens !== undefined],
+      ['responseSchema', spec.responseSchema !== undefined],
+      ['mcpServers', (spec.mcpServers ?? []).length > 0],
+    ];
+    if (!callsUpstream(r.kind)) {
+      for (const [field, isSet] of set) {
+        if (isSet) {
+          out.push([field, `role '${role}' is a ${r.kind}: it dispatches tasks and makes no model calls, so its ${field} would never be used`, 'set it on the workers (or mesh peers) that do the work, or remove it']);
+        }
+      }
+      return out;
+    }
+    if (spec.instructions === undefined) {
+      for (const [field, isSet] of set.slice(1, 4)) {
+        if (isSet) out.push([field, `role '${role}' sets ${field} but no instructions, and the runtime's call defaults come with the role's system prompt`, `add instructions to role '${role}'`]);
+      }
+    } else {
+      const chars = [...spec.instructions].length;
+      if (spec.instructions.trim() === '') out.push(['instructions', 'is empty', "write the role's system prompt, or leave instructions out"]);
+      if (chars > MAX_INSTRUCTIONS) out.push(['instructions', `${chars} characters, over the ${MAX_INSTRUCTIONS} the runtime accepts`, `shorten them to at most ${MAX_INSTRUCTIONS} characters (move reference material into an MCP tool)`]);
+    }
+    const t = spec.temperature;
+    if (t !== undefined && !(Number.isFinite(t) && t >= 0 && t <= 2)) out.push(['temperature', `${t} is out of range`, 'use a number from 0 to 2']);
+    const mt = spec.maxTokens;
+    if (mt !== undefined) {
+      if (!Number.isInteger(mt) || mt < 1) {
+        out.push(['maxTokens', `${mt} is not a whole number >= 1`, 'use 1 or more tokens']);
+      } else {
+        for (const m of models.filter((id) => this.catalog.has(id))) {
+          const window = this.catalog._resolve(m).contextWindowTokens;
+          if (mt > window) out.push(['maxTokens', `${mt} exceeds the ${window}-token context window of model '${m}'`, `use at most ${window}`]);
+        }
+      }
+    }
+    if (spec.responseSchema) out.push(...spec.responseSchema._problems());
+    const names = new Map<string, number>();
+    for (const [i, server] of (spec.mcpServers ?? []).entries()) {
+      for (const [field, problem, fix] of server._problems(this.namespace)) out.push([`mcpServers[${i}].${field}`, problem, fix]);
+      const first = names.get(server.name);
+      if (first !== undefined) out.push([`mcpServers[${i}].name`, `'${server.name}' is also the name of mcpServers[${first}]`, 'give each server of a role its own name']);
+      else names.set(server.name, i);
+    }
+    for (const [field, value] of [['maxToolRounds', spec.maxToolRounds], ['toolCallTimeoutMs', spec.toolCallTimeoutMs]] as const) {
+      const problem = toolSettingProblem(field, value);
+      if (problem) out.push([field, ...problem]);
+    }
+    return out;
   }
 
   /**
@@ -337,10 +447,9 @@ export class AgentCluster extends Construct {
         const role = r.spec.name;
         const callers = topo.callersOf(role);
         const callees = topo.calleesOf(role);
-        const callsUpstream = r.kind === AgentKind.WORKER;
         const ingress = callers.map((c) => ({ from: [{ podSelector: roleSel(c) }], ports: grpc }));
         const egress: k8s.NetworkPolicyEgressRule[] = callees.map((c) => ({ to: [{ podSelector: roleSel(c) }], ports: grpc }));
-        if (callsUpstream) egress.push(...upstreamRules);
+        if (callsUpstream(r.kind)) egress.push(...upstreamRules);
         if (ingress.length === 0 && egress.length === 0) continue;
         const policyTypes = [...(ingress.length > 0 ? ['Ingress'] : []), ...(egress.length > 0 ? ['Egress'] : [])];
         new KubeNetworkPolicy(this, `${role}-policy`, {
@@ -353,6 +462,17 @@ export class AgentCluster extends Construct {
           },
         });
       }
+    }
+
+    // Tools: one egress rule per MCP server, only for the roles that list it
+    // (a policy of its own, so it applies in every topology, mesh included).
+    for (const r of topo.roles) {
+      const servers = r.spec.mcpServers ?? [];
+      if (servers.length === 0 || !callsUpstream(r.kind)) continue;
+      new KubeNetworkPolicy(this, `${r.spec.name}-mcp-policy`, {
+        metadata: { name: `${r.spec.name}-mcp`, namespace: ns },
+        spec: { podSelector: roleSel(r.spec.name), policyTypes: ['Egress'], egress: servers.map((m) => m._egressRule(ns)) },
+      });
     }
 
     new KubeNetworkPolicy(this, 'entry-policy', {

@@ -1,9 +1,11 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { peerAddress } from './contract';
 import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
+import { McpServer } from './mcp-server';
 import { parseQuantity } from './quantity';
 
 /** Default image: the agent runtime of this repository (agent-runtime/). */
@@ -76,6 +78,8 @@ export interface AgentDeploymentProps {
   readonly podLabels?: { [key: string]: string };
   /** Numeric non-root UID the container runs as. @default 10001 */
   readonly runAsUser?: number;
+  /** MCP servers the role calls: a server's bearer token Secret becomes its env var (secretKeyRef). @default - none */
+  readonly mcpServers?: McpServer[];
 }
 
 const FORBIDDEN_VERBS = new Set(['*', 'create', 'update', 'patch', 'delete', 'deletecollection', 'escalate', 'bind', 'impersonate']);
@@ -159,6 +163,10 @@ export class AgentDeployment extends Construct {
           valueFrom: { secretKeyRef: { name: props.upstream.apiKeySecretName, key: props.upstream.apiKeySecretKey ?? 'api-key' } },
         },
       );
+    }
+    for (const server of props.mcpServers ?? []) {
+      const tokenEnv = server._tokenEnv();
+      if (tokenEnv) env.push(tokenEnv);
     }
     const memLimitBytes = parseQuantity(res.memoryLimit);
     if (memLimitBytes !== undefined) {
@@ -294,8 +302,7 @@ export class AgentDeployment extends Construct {
 
   /** Host:port of the headless gRPC Service inside the cluster. */
   public get grpcAddress(): string {
-    const ns = this.namespace ?? 'default';
-    return `${this.role}-grpc.${ns}.svc.cluster.local:${GRPC_PORT}`;
+    return peerAddress(this.role, this.namespace ?? 'default');
   }
 
   /** The pod template's ApiObject, for escape-hatch patches. */

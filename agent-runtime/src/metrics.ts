@@ -20,6 +20,8 @@ export class RuntimeMetrics {
   readonly jobs: Counter<'outcome'>;
   readonly dispatches: Counter<'peer' | 'outcome'>;
   readonly redispatches: Counter<'reason'>;
+  readonly toolCalls: Counter<'server' | 'tool' | 'outcome'>;
+  readonly toolLatency: Histogram<'server' | 'tool'>;
   // ---- admission queues (issue 14): in front of callee pods and of each model's upstream calls ----
   readonly queueLength: Gauge<'stage' | 'target'>;
   readonly queueWait: Histogram<'stage' | 'target'>;
@@ -56,6 +58,19 @@ export class RuntimeMetrics {
     this.jobs = new Counter({ name: 'agent_jobs_total', help: 'Jobs accepted on HTTP by outcome', labelNames: ['outcome'], registers });
     this.dispatches = new Counter({ name: 'agent_dispatches_total', help: 'RPCs to peers by peer role and outcome', labelNames: ['peer', 'outcome'], registers });
     this.redispatches = new Counter({ name: 'agent_redispatches_total', help: 'Tasks sent again to another peer', labelNames: ['reason'], registers });
+    this.toolCalls = new Counter({
+      name: 'agent_tool_calls_total',
+      help: 'MCP tool calls by server, tool and outcome (ok, tool_error, timeout, unavailable, bad_arguments, unknown_tool)',
+      labelNames: ['server', 'tool', 'outcome'],
+      registers,
+    });
+    this.toolLatency = new Histogram({
+      name: 'agent_tool_call_duration_seconds',
+      help: 'MCP tool call latency',
+      labelNames: ['server', 'tool'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
     // admission queues: stage "callees" (target: the eligible callee roles, comma-joined) or "model" (target: the model)
     this.queueLength = new Gauge({ name: 'agent_admission_queue_length', help: 'Tasks waiting for capacity now, by stage and target', labelNames: ['stage', 'target'], registers });
     this.queueWait = new Histogram({
