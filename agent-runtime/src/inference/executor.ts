@@ -6,7 +6,7 @@ import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow } f
 import { costUsd } from '../cost';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
-import { buildModelPolicies, DeadlineExceededError, ModelPolicy } from '../resilience/model-policy';
+import { buildModelPolicies, DeadlineExceededError, drainPolicies, ModelPolicy } from '../resilience/model-policy';
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
 import type { ToolRunner } from '../tools/mcp-toolbox';
@@ -49,12 +49,18 @@ export class InferenceExecutor implements TaskExecutor {
           m.setBreakerState(model, state);
           opts.logger.warn({ model, state }, 'circuit state changed');
         },
+        queue: (model) => m.admissionQueue('model', model),
       },
       opts.random,
     );
     for (const model of this.policies.keys()) m.breakerState.set({ model }, 0);
     // Load each tokenizer table now (~1 s) rather than on the first task.
     for (const entry of Object.values(opts.config.catalog)) countTokens('', entry.tokenizer);
+  }
+
+  /** Calls waiting in a model's bulkhead leave at once, handed back as cancelled (the agent drains). */
+  drain(): void {
+    drainPolicies(this.policies.values(), `agent ${this.opts.agentId} is draining`);
   }
 
   circuitStates(): Record<string, string> {
@@ -331,7 +337,7 @@ function mapError(e: unknown): { code: TaskErrorCode; message: string; tryNext: 
   const message = (e as Error).message ?? String(e);
   if (e instanceof DeadlineExceededError) return { code: 'deadline_exceeded', message, tryNext: false };
   if (e instanceof BrokenCircuitError) return { code: 'circuit_open', message: `circuit open: ${message}`, tryNext: true };
-  if (e instanceof TaskCancelledError) return { code: 'cancelled', message: 'cancelled (shutting down)', tryNext: false };
+  if (e instanceof TaskCancelledError) return { code: 'cancelled', message: `cancelled: ${message}`, tryNext: false };
   if (e instanceof BulkheadRejectedError) return { code: 'overloaded', message: 'model concurrency limit and queue are full', tryNext: true };
   if (e instanceof AuthenticationError) return { code: 'auth', message, tryNext: false };
   if (e instanceof BadRequestError) return { code: 'bad_request', message, tryNext: false };
