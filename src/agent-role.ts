@@ -1,5 +1,6 @@
-import { AutoscalingSpec } from './agent-autoscaler';
+import { Autoscaling } from './agent-autoscaler';
 import { ApiAccessRule, AgentResources } from './agent-deployment';
+import { AgentPodOptions } from './pod-options';
 
 /** What a role does in its topology. */
 export enum AgentKind {
@@ -35,8 +36,8 @@ export interface AgentRoleSpec {
   readonly workerKind?: WorkerKind;
   /** Fixed replica count, or the autoscaler's starting point. @default - 3 for a coordinator, 2 otherwise */
   readonly replicas?: number;
-  /** Autoscaling for this role. @default - the coordinator HPA for coordinators, the queue-depth HPA for task executors, none otherwise */
-  readonly autoscaling?: AutoscalingSpec;
+  /** Autoscaling for this role. @default - Autoscaling.resource() (CPU and memory, 3..20 pods) for coordinators, Autoscaling.resource({ minReplicas: 5, maxReplicas: 50 }) for task executors, none otherwise */
+  readonly autoscaling?: Autoscaling;
   /** Turn the default autoscaler off for this role. @default false */
   readonly disableAutoscaling?: boolean;
   /** Models this role may call; its first is the default. @default - the cluster's default model */
@@ -51,6 +52,8 @@ export interface AgentRoleSpec {
   readonly image?: string;
   /** Kubernetes API access this role needs (read-only). @default - none: no token is mounted */
   readonly apiAccess?: ApiAccessRule[];
+  /** Pod shaping for this role, on top of the cluster's `pods`. @default - the cluster's */
+  readonly pods?: AgentPodOptions;
 }
 
 /** A role below the top of a hierarchy, naming the role it reports to. */

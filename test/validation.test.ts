@@ -59,7 +59,7 @@ test('a model missing from the catalog names the role and lists the known models
 test('a fallback missing from the catalog is rejected', () => {
   const catalog = ModelCatalog.defaults().withModel({ id: 'local-llama', inputUsdPerMTok: 0, fallbacks: ['nowhere'] });
   const msg = synthError((c) => new AgentCluster(c, 'agents', { topology: hub([{ name: 'w' }]), upstream, catalog }));
-  expect(msg).toMatch(/\[test\/agents\/catalog\] catalog: model 'local-llama' falls back to 'nowhere', which is not in the catalog/);
+  expect(msg).toMatch(/\[test\/agents\] catalog: model 'local-llama' falls back to 'nowhere', which is not in the catalog/);
 });
 
 test('a hierarchy with a cycle is rejected', () => {
@@ -77,7 +77,7 @@ test('a hierarchy with a cycle is rejected', () => {
         }),
       }),
   );
-  expect(msg).toMatch(/\[test\/agents\/topology\] topology: supervisors form a cycle \(sup-a → sup-b → sup-a\): a hierarchy is a tree; make one of them report to 'coordinator'/);
+  expect(msg).toMatch(/\[test\/agents\] topology: supervisors form a cycle \(sup-a → sup-b → sup-a\): a hierarchy is a tree; make one of them report to 'coordinator'/);
 });
 
 test('a hierarchy with an orphan worker or supervisor is rejected', () => {

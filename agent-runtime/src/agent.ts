@@ -45,6 +45,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   let draining = false;
   let activeTasks = 0;
+  let jobTasks = 0; // tasks of the HTTP jobs this pod is running
+  metrics.taskCapacity.set(config.concurrency.maxInFlightTasks);
+  const observeLoad = () => metrics.tasksHeld.set(activeTasks + jobTasks);
   const inFlight = new Set<Promise<unknown>>();
   // Aborted when the grace period ends: whatever is still running is handed back.
   const handBack = new AbortController();
@@ -114,6 +117,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
     }
     activeTasks += accepted;
+    observeLoad();
     return { groups: [...groups.values()], refused, accepted };
   };
 
@@ -129,6 +133,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       const missing = a.refused.find((r) => r.result.error!.code === 'bad_request');
       if (missing) {
         activeTasks -= a.accepted;
+        observeLoad();
         return void cb({ code: grpc.status.INVALID_ARGUMENT, details: missing.result.error!.message });
       }
       void track(
@@ -137,6 +142,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
           .finally(() => {
             activeTasks -= a.accepted;
+            observeLoad();
           }),
       );
     },
@@ -173,6 +179,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
               activeTasks -= a.accepted;
+              observeLoad();
               running -= a.accepted;
               maybeEnd();
             }),
@@ -202,6 +209,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     if (executor && executor.allCircuitsOpen()) return { ok: false, why: 'every model circuit is open' };
     return { ok: true };
   };
+  metrics.reportReadiness(() => ready().ok);
 
   const httpServer = http.createServer((req, res) => {
     const t0 = process.hrtime.bigint();
@@ -256,8 +264,14 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
       const jobId = randomUUID();
       const started = Date.now();
+      jobTasks += job.tasks.length;
+      observeLoad();
+      const release = () => {
+        jobTasks -= job.tasks.length;
+        observeLoad();
+      };
       void track(
-        run(jobId, job.tasks, job.deadlineAt, 0).then(
+        run(jobId, job.tasks, job.deadlineAt, 0).finally(release).then(
           (results) => {
             const ok = results.filter((r) => r.ok).length;
             const total = results.reduce((s, r) => s + r.costUsd, 0);

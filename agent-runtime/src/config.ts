@@ -60,6 +60,8 @@ export interface AgentConfig {
   readonly workerKind?: string;
   readonly entry: boolean;
   readonly peers: readonly PeerEntry[];
+  /** In the file as written: the file beside it holding `peers` (loadAgentConfigFile resolves it). */
+  readonly peersFile?: string;
   readonly fanOut: { readonly concurrency: number };
   readonly concurrency: { readonly maxInFlightTasks: number };
   readonly deadlines: { readonly defaultMs: number; readonly maxMs: number };
@@ -159,23 +161,43 @@ export function apiKeyProblem(key: string): string | undefined {
   return undefined;
 }
 
+function readJson(file: string, field: string): unknown {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(field, `cannot read '${file}': ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(raw);
+  } catch (e) {
+    throw new ConfigError(field, `'${file}' is not JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads a config file and, when it names a `peersFile`, the peer list beside
+ * it; validates the whole as if the list were inline.
+ */
+export function loadAgentConfigFile(configFile: string): AgentConfig {
+  const json = readJson(configFile, 'AGENT_CONFIG_FILE');
+  const config = validateAgentConfig(json);
+  if (config.peersFile === undefined) return config;
+  const peers = readJson(path.join(path.dirname(configFile), config.peersFile), 'peersFile');
+  const { peersFile: _, ...inline } = config;
+  try {
+    return validateAgentConfig({ ...inline, peers });
+  } catch (e) {
+    if (e instanceof ConfigError && e.field.startsWith('peers')) throw new ConfigError(`peersFile (${config.peersFile}): ${e.field}`, e.message.slice(e.field.length + 2));
+    throw e;
+  }
+}
+
 /** Reads and validates everything the process needs before it serves. */
 export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): { config: AgentConfig; env: RuntimeEnv } {
   const configFile = env.AGENT_CONFIG_FILE;
   if (!configFile) throw new ConfigError('AGENT_CONFIG_FILE', 'is not set: point it at the agent-config.json the ConfigMap mounts');
-  let raw: string;
-  try {
-    raw = readFileSync(configFile, 'utf8');
-  } catch (e) {
-    throw new ConfigError('AGENT_CONFIG_FILE', `cannot read '${configFile}': ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (e) {
-    throw new ConfigError('AGENT_CONFIG_FILE', `'${configFile}' is not JSON: ${(e as Error).message}`);
-  }
-  const config = validateAgentConfig(json);
+  const config = loadAgentConfigFile(configFile);
 
   const role = env.AGENT_ROLE;
   if (!role) throw new ConfigError('AGENT_ROLE', 'is not set');
