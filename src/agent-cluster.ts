@@ -203,7 +203,12 @@ export class AgentCluster extends Construct {
       }
       const callees = topo._callees(role);
       const roleFanOut = r.spec.fanOutConcurrency ?? fanOut;
-      if (callees.length > 0) {
+      // A callee with an invalid size has its own error; a capacity computed from it would only mislead.
+      const sized = (c: string) => {
+        const k = this.capacities.get(c);
+        return k !== undefined && Number.isInteger(k.replicas) && k.replicas >= 0 && Number.isInteger(k.inFlight) && k.inFlight >= 1;
+      };
+      if (callees.length > 0 && callees.every(sized)) {
         const capacity = this.capacityOf(callees);
         if (roleFanOut > capacity) {
           roleError(role, problem('fanOutConcurrency', `${roleFanOut} tasks in flight exceed the ${capacity} its callees (${callees.length > 8 ? `${callees.slice(0, 8).join(', ')}, ...` : callees.join(', ')}) can ever hold (replicas × maxInFlightTasks)`, `lower fanOutConcurrency to ${capacity} or add callee replicas / maxInFlightTasks`));
@@ -389,8 +394,12 @@ export class AgentCluster extends Construct {
         },
       });
     } else {
+      const done = new Set<string>();
       for (const r of topo.roles) {
         const role = r.spec.name;
+        // duplicates and reserved names are reported, not built
+        if (done.has(role) || !this.agents.has(role)) continue;
+        done.add(role);
         const callers = topo.callersOf(role);
         const callees = topo.calleesOf(role);
         const callsUpstream = r.kind === AgentKind.WORKER;

@@ -353,7 +353,8 @@ export class AgentDeployment extends Construct {
           errors.push(fail('peersConfigMapName', `'${props.peersConfigMapName}' is not a valid ConfigMap name`, 'use lower-case letters, digits, dashes and dots'));
         }
         if (!isDnsLabel(this.role)) errors.push(fail('role', `'${this.role}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
-        if (!Number.isInteger(this.replicas) || this.replicas < 0) errors.push(fail('replicas', `${this.replicas} is not a whole number >= 0`, 'set replicas to 1 or more'));
+        // AgentCluster checks its roles' replicas itself (an autoscaled role's count comes from the autoscaler).
+        if (!renderedConfigProps.has(props) && (!Number.isInteger(this.replicas) || this.replicas < 0)) errors.push(fail('replicas', `${this.replicas} is not a whole number >= 0`, 'set replicas to 1 or more'));
         if (!Number.isInteger(props.runAsUser ?? 10001) || (props.runAsUser ?? 10001) < 1) {
           errors.push(fail('runAsUser', `${props.runAsUser} is not a non-root UID`, 'use a whole number >= 1, e.g. 10001'));
         }
