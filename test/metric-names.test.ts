@@ -1,6 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+// The runtime is this repository's own workspace package (agent-runtime/), built before the tests run.
+// eslint-disable-next-line import/no-extraneous-dependencies
 import { LocalCluster, MockUpstream, startLocalCluster, startMockUpstream } from '@cdk8s-agent-cluster/agent-runtime';
 import { App, YamlOutputType } from 'cdk8s';
 import { productionChart } from '../examples/production';
