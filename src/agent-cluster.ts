@@ -261,7 +261,8 @@ export class AgentCluster extends Construct {
 
   /** The role that accepts jobs from outside. */
   public get entryRole(): string {
-    return this.topology.roles.find((r) => r.entry)?.spec.name ?? this.topology.roles[0].spec.name;
+    // '' only for a topology without roles, which synth refuses
+    return this.topology.roles.find((r) => r.entry)?.spec.name ?? this.topology.roles[0]?.spec.name ?? '';
   }
 
   /**
@@ -420,6 +421,7 @@ export class AgentCluster extends Construct {
       }
     }
 
+    if (!this.agents.has(this.entryRole)) return;
     new KubeNetworkPolicy(this, 'entry-policy', {
       metadata: { name: `${this.entryRole}-api`, namespace: ns },
       spec: {
