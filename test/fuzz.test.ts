@@ -29,8 +29,10 @@ const q = (s: string) => k8s.Quantity.fromString(s);
  * refuse; otherwise every draw is valid, so both outcomes are exercised.
  */
 function arbitraries(mixed: boolean) {
-  const odd = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<T>): fc.Arbitrary<T> => (mixed ? fc.oneof({ weight: 4, arbitrary: good }, { weight: 1, arbitrary: bad }) : good);
-  const smallInt = (min: number, max: number, badMin: number, badMax: number) => odd(fc.integer({ min, max }), fc.integer({ min: badMin, max: badMax }));
+  const odd = <T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<T>): fc.Arbitrary<T> =>
+    mixed ? fc.oneof({ weight: 4, arbitrary: good }, { weight: 1, arbitrary: bad }) : good;
+  const smallInt = (min: number, max: number, badMin: number, badMax: number) =>
+    odd(fc.integer({ min, max }), fc.integer({ min: badMin, max: badMax }));
   const names = (min: number, max: number) =>
     odd(
       fc.uniqueArray(fc.constantFrom(...NAMES), { minLength: min, maxLength: max }),
@@ -90,7 +92,11 @@ function arbitraries(mixed: boolean) {
       Autoscaling.keda({ minReplicas: 1, maxReplicas: 4, triggers: [KedaTrigger.taskLoad(0.5)] }),
       Autoscaling.keda({ triggers: [KedaTrigger.memory(80), KedaTrigger.cpu(60)] }),
     ),
-    fc.constantFrom<Autoscaling>(Autoscaling.resource({ minReplicas: 6, maxReplicas: 3 }), Autoscaling.keda({ triggers: [KedaTrigger.taskLoad(2)] }), Autoscaling.keda({ triggers: [KedaTrigger.cpu(0)] })),
+    fc.constantFrom<Autoscaling>(
+      Autoscaling.resource({ minReplicas: 6, maxReplicas: 3 }),
+      Autoscaling.keda({ triggers: [KedaTrigger.taskLoad(2)] }),
+      Autoscaling.keda({ triggers: [KedaTrigger.cpu(0)] }),
+    ),
   );
 
   const role = (prefix: string): fc.Arbitrary<Omit<AgentRoleSpec, 'name'>> =>
