@@ -22,12 +22,14 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   // cdk8s-plus-28 is a peer dependency, like cdk8s itself, so the user's app
   // and this library share one copy of its classes.
   peerDeps: ['cdk8s-plus-28@^2.5.6'],
+  // ajv checks a role's responseSchema against the JSON Schema meta-schema at
+  // synth. It is not a jsii module, so jsii requires it bundled.
+  bundledDeps: ['ajv@^8.20.0'],
   devDeps: [
     'cdk8s-plus-28@^2.5.6',
     'cdk8s-cli@^2.207.60',
     'yaml@^2.9.1',
     'undici@^7.16.0',
-    'ajv@^8.20.0',
     'ajv-formats@^3.0.1',
     'kubernetes-models@^4.5.1',
     '@kubernetes-models/validate@^4.0.0',
@@ -64,6 +66,10 @@ project.gitignore.removePatterns('/lib');
 project.gitignore.addPatterns('/lib/*', '!/lib/README.md');
 project.npmignore?.addPatterns('/examples/', '/bench/', '/agent-runtime/', '/dist/*.k8s.yaml', 'cdk8s.yaml');
 
+project.addTask('gen:contract', {
+  description: 'Generate the config types of both halves (src/generated, agent-runtime/src/generated) from agent-runtime/schema/agent-config.schema.json',
+  exec: 'ts-node --transpile-only build-tools/gen-contract.ts',
+});
 project.addTask('synth', {
   description: 'Synthesize the example topologies into dist/',
   exec: 'cdk8s synth --check-upgrade=false',

@@ -5,6 +5,8 @@ import { AgentDeployment, AgentDeploymentProps, AgentUpstream, PEERS_FILE_KEY, u
 import { AgentMonitoring, AgentMonitoringOptions } from './agent-monitoring';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
+import { cidrProblem } from './cidr';
+import { AgentConfig, callsUpstream, ModelEntry, PeerEntry, peerAddress, RoleBehavior, RoleTools } from './contract';
 import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeNetworkPolicy } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
@@ -12,7 +14,6 @@ import { ModelCatalog } from './model-catalog';
 import { AgentPodOptions, mergePodOptions } from './pod-options';
 import { PriorityClass } from './priority-class';
 import { problem } from './problems';
-import { ResolvedModel } from './resolved-model';
 import { Topology, TopologyKind, TopologyRole } from './topology';
 
 /** An egress destination for upstream model calls. */
@@ -81,12 +82,31 @@ export interface AgentClusterProps {
   readonly pods?: AgentPodOptions;
   /** Scraping, alerts and a dashboard (needs the Prometheus Operator; the dashboard, Grafana's sidecar). @default - none */
   readonly monitoring?: AgentMonitoringOptions;
+  /** Model turns that may request tools in one task, for roles with MCP servers that set none (1 to 50). @default 8 */
+  readonly maxToolRounds?: number;
+  /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
+  readonly toolCallTimeoutMs?: number;
 }
 
+/** Longest system prompt the runtime's config schema accepts, in characters. */
+const MAX_INSTRUCTIONS = 32768;
+const DEFAULT_MAX_TOOL_ROUNDS = 8;
+const DEFAULT_TOOL_CALL_TIMEOUT_MS = 10000;
+
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
-const PEERS_PLACEHOLDER = '__agent_cluster_peers__';
 /** Children of an AgentCluster that are not roles: a role of the same name would collide with them. */
 const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring']);
+// The top-level `"peers": []` of a rendered config; inside a JSON string the
+// quotes would be escaped, so this text can only be the key itself.
+const PEERS_EMPTY = '"peers": []';
+
+/** Why a tool setting is out of the schema's range, as [problem, fix]. */
+function toolSettingProblem(field: 'maxToolRounds' | 'toolCallTimeoutMs', value: number | undefined): [string, string] | undefined {
+  if (value === undefined) return undefined;
+  const max = field === 'maxToolRounds' ? 50 : Number.MAX_SAFE_INTEGER;
+  if (Number.isInteger(value) && value >= 1 && value <= max) return undefined;
+  return field === 'maxToolRounds' ? [`${value} is out of range`, 'use a whole number of rounds from 1 to 50'] : [`${value} is not a whole number of ms >= 1`, 'use e.g. 10000'];
+}
 
 /**
  * A complete multi-agent system from a topology: namespace, per-role
@@ -150,6 +170,10 @@ export class AgentCluster extends Construct {
 
     for (const p of topo._problems) errors.push(`topology: ${p}.`);
     for (const p of this.catalog.problems()) errors.push(`catalog: ${p}.`);
+    for (const [field, value] of [['maxToolRounds', props.maxToolRounds], ['toolCallTimeoutMs', props.toolCallTimeoutMs]] as const) {
+      const bad = toolSettingProblem(field, value);
+      if (bad) errors.push(problem(field, bad[0], bad[1]));
+    }
     if (!this.catalog.has(defaultModel)) {
       errors.push(problem('defaultModel', `'${defaultModel}' is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...)`));
     }
@@ -182,7 +206,7 @@ export class AgentCluster extends Construct {
       const role = r.spec.name;
       // The topology reports the duplicate; a second construct of that id would throw first.
       if (created.has(role)) continue;
-      if (RESERVED_IDS.has(role) || /-(policy|autoscaler)$/.test(role)) {
+      if (RESERVED_IDS.has(role) || /-(policy|autoscaler|mcp)$/.test(role)) {
         errors.push(problem(`roles.${role}`, `the name '${role}' is taken by the cluster's own objects`, 'rename the role'));
         continue;
       }
@@ -215,7 +239,9 @@ export class AgentCluster extends Construct {
         }
       }
 
-      const callsUpstream = r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER;
+      for (const [field, what, fix] of this.behaviourProblems(r, models)) roleError(role, problem(field, what, fix));
+
+      const upstreamCaller = callsUpstream(r.kind);
       const highPriority = r.kind === AgentKind.COORDINATOR || r.kind === AgentKind.SUPERVISOR;
       const deploymentProps: AgentDeploymentProps = {
         role,
@@ -226,7 +252,8 @@ export class AgentCluster extends Construct {
         image: r.spec.image ?? props.image,
         replicas: cap.replicas,
         resources: r.spec.resources,
-        upstream: callsUpstream ? props.upstream : undefined,
+        upstream: upstreamCaller ? props.upstream : undefined,
+        mcpServers: upstreamCaller ? r.spec.mcpServers : undefined,
         drainSeconds,
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
@@ -274,7 +301,7 @@ export class AgentCluster extends Construct {
     if (cached) return cached;
     const r = this.topology.roleNamed(role)!;
     let models: string[];
-    if (r.kind === AgentKind.WORKER || r.kind === AgentKind.PEER) {
+    if (callsUpstream(r.kind)) {
       models = (r.spec.models ?? [this.defaultModel]).filter((m) => this.catalog.has(m));
     } else {
       seen.add(role);
@@ -314,9 +341,9 @@ export class AgentCluster extends Construct {
   ): string {
     const role = r.spec.name;
     const known = models.filter((m) => this.catalog.has(m));
-    const catalog: Record<string, ResolvedModel> = {};
+    const catalog: Record<string, ModelEntry> = {};
     for (const id of this.catalog._closure(known)) catalog[id] = this.catalog._resolve(id);
-    const config = {
+    const config: AgentConfig = {
       apiVersion: 'agents.cdk8s.io/v1',
       cluster: this.name,
       namespace: this.namespace,
@@ -325,7 +352,9 @@ export class AgentCluster extends Construct {
       kind: r.kind,
       ...(r.spec.workerKind ? { workerKind: r.spec.workerKind } : {}),
       entry: r.entry,
-      ...(sharedPeers ? { peersFile: PEERS_FILE_KEY } : { peers: PEERS_PLACEHOLDER }),
+      // inline lists are spliced in below (see there); [] keeps this object an AgentConfig
+      peers: [],
+      ...(sharedPeers ? { peersFile: PEERS_FILE_KEY } : {}),
       fanOut: { concurrency: sizes.fanOut },
       concurrency: { maxInFlightTasks: sizes.inFlight },
       deadlines: { defaultMs: props.defaultDeadlineMs ?? 30000, maxMs: props.maxDeadlineMs ?? 120000 },
@@ -339,10 +368,11 @@ export class AgentCluster extends Construct {
       models: { default: known[0] ?? models[0], allowed: known.length > 0 ? known : models },
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
+      ...this.renderBehaviour(r, props),
     };
     const json = JSON.stringify(config, null, 2);
     // Peer lists are rendered once per distinct callee set and spliced in.
-    return sharedPeers ? json : json.replace(`"${PEERS_PLACEHOLDER}"`, () => this.peersJson(role).replace(/\n/g, '\n  '));
+    return sharedPeers ? json : json.replace(PEERS_EMPTY, () => `"peers": ${this.peersJson(role).replace(/\n/g, '\n  ')}`);
   }
 
   /** The peers `role` calls, as JSON; cached by the topology's shared callee arrays (one for a whole mesh). */
@@ -350,10 +380,10 @@ export class AgentCluster extends Construct {
     const callees = this.topology._callees(role);
     let peersJson = this.peersJsonCache.get(callees);
     if (peersJson === undefined) {
-      const peers = callees.map((c) => ({
+      const peers = callees.map((c): PeerEntry => ({
         role: c,
         kind: this.topology.roleNamed(c)!.kind,
-        address: `${c}-grpc.${this.namespace}.svc.cluster.local:${GRPC_PORT}`,
+        address: peerAddress(c, this.namespace),
         maxInFlightTasks: this.capacities.get(c)!.inFlight,
         models: this.modelsThrough(c),
       }));
@@ -361,6 +391,88 @@ export class AgentCluster extends Construct {
       this.peersJsonCache.set(callees, peersJson);
     }
     return peersJson;
+  }
+
+  /** The config's `behavior` and `tools` for a role that calls models, when it has them. */
+  private renderBehaviour(r: TopologyRole, props: AgentClusterProps): { behavior?: RoleBehavior; tools?: RoleTools } {
+    const spec = r.spec;
+    if (!callsUpstream(r.kind)) return {};
+    const out: { behavior?: RoleBehavior; tools?: RoleTools } = {};
+    if (spec.instructions !== undefined) {
+      // a schema that does not parse fails synth (behaviourProblems); nothing to render then
+      const schema = spec.responseSchema?._parsed();
+      out.behavior = {
+        instructions: spec.instructions,
+        ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
+        ...(spec.maxTokens !== undefined ? { maxTokens: spec.maxTokens } : {}),
+        ...(spec.responseSchema && schema ? { responseSchema: { name: spec.responseSchema.name, schema } } : {}),
+      };
+    }
+    if (spec.mcpServers && spec.mcpServers.length > 0) {
+      out.tools = {
+        mcpServers: spec.mcpServers.map((m) => m._entry()),
+        maxRounds: spec.maxToolRounds ?? props.maxToolRounds ?? DEFAULT_MAX_TOOL_ROUNDS,
+        callTimeoutMs: spec.toolCallTimeoutMs ?? props.toolCallTimeoutMs ?? DEFAULT_TOOL_CALL_TIMEOUT_MS,
+      };
+    }
+    return out;
+  }
+
+  /** What is wrong with a role's behaviour and tools, as [field, problem, fix]. */
+  private behaviourProblems(r: TopologyRole, models: string[]): Array<[string, string, string]> {
+    const spec = r.spec;
+    const role = spec.name;
+    const out: Array<[string, string, string]> = [];
+    const set: Array<[string, boolean]> = [
+      ['instructions', spec.instructions !== undefined],
+      ['temperature', spec.temperature !== undefined],
+      ['maxTokens', spec.maxTokens !== undefined],
+      ['responseSchema', spec.responseSchema !== undefined],
+      ['mcpServers', (spec.mcpServers ?? []).length > 0],
+    ];
+    if (!callsUpstream(r.kind)) {
+      for (const [field, isSet] of set) {
+        if (isSet) {
+          out.push([field, `role '${role}' is a ${r.kind}: it dispatches tasks and makes no model calls, so its ${field} would never be used`, 'set it on the workers (or mesh peers) that do the work, or remove it']);
+        }
+      }
+      return out;
+    }
+    if (spec.instructions === undefined) {
+      for (const [field, isSet] of set.slice(1, 4)) {
+        if (isSet) out.push([field, `role '${role}' sets ${field} but no instructions, and the runtime's call defaults come with the role's system prompt`, `add instructions to role '${role}'`]);
+      }
+    } else {
+      const chars = [...spec.instructions].length;
+      if (spec.instructions.trim() === '') out.push(['instructions', 'is empty', "write the role's system prompt, or leave instructions out"]);
+      if (chars > MAX_INSTRUCTIONS) out.push(['instructions', `${chars} characters, over the ${MAX_INSTRUCTIONS} the runtime accepts`, `shorten them to at most ${MAX_INSTRUCTIONS} characters (move reference material into an MCP tool)`]);
+    }
+    const t = spec.temperature;
+    if (t !== undefined && !(Number.isFinite(t) && t >= 0 && t <= 2)) out.push(['temperature', `${t} is out of range`, 'use a number from 0 to 2']);
+    const mt = spec.maxTokens;
+    if (mt !== undefined) {
+      if (!Number.isInteger(mt) || mt < 1) {
+        out.push(['maxTokens', `${mt} is not a whole number >= 1`, 'use 1 or more tokens']);
+      } else {
+        for (const m of models.filter((id) => this.catalog.has(id))) {
+          const window = this.catalog._resolve(m).contextWindowTokens;
+          if (mt > window) out.push(['maxTokens', `${mt} exceeds the ${window}-token context window of model '${m}'`, `use at most ${window}`]);
+        }
+      }
+    }
+    if (spec.responseSchema) out.push(...spec.responseSchema._problems());
+    const names = new Map<string, number>();
+    for (const [i, server] of (spec.mcpServers ?? []).entries()) {
+      for (const [field, what, fix] of server._problems(this.namespace)) out.push([`mcpServers[${i}].${field}`, what, fix]);
+      const first = names.get(server.name);
+      if (first !== undefined) out.push([`mcpServers[${i}].name`, `'${server.name}' is also the name of mcpServers[${first}]`, 'give each server of a role its own name']);
+      else names.set(server.name, i);
+    }
+    for (const [field, value] of [['maxToolRounds', spec.maxToolRounds], ['toolCallTimeoutMs', spec.toolCallTimeoutMs]] as const) {
+      const bad = toolSettingProblem(field, value);
+      if (bad) out.push([field, ...bad]);
+    }
+    return out;
   }
 
   /**
@@ -403,10 +515,9 @@ export class AgentCluster extends Construct {
         done.add(role);
         const callers = topo.callersOf(role);
         const callees = topo.calleesOf(role);
-        const callsUpstream = r.kind === AgentKind.WORKER;
         const ingress = callers.map((c) => ({ from: [{ podSelector: roleSel(c) }], ports: grpc }));
         const egress: k8s.NetworkPolicyEgressRule[] = callees.map((c) => ({ to: [{ podSelector: roleSel(c) }], ports: grpc }));
-        if (callsUpstream) egress.push(...upstreamRules);
+        if (callsUpstream(r.kind)) egress.push(...upstreamRules);
         if (ingress.length === 0 && egress.length === 0) continue;
         const policyTypes = [...(ingress.length > 0 ? ['Ingress'] : []), ...(egress.length > 0 ? ['Egress'] : [])];
         new KubeNetworkPolicy(this, `${role}-policy`, {
@@ -421,6 +532,19 @@ export class AgentCluster extends Construct {
       }
     }
 
+    // Tools: one egress rule per MCP server, only for the roles that list it
+    // (a policy of its own, so it applies in every topology, mesh included).
+    const withTools = new Set<string>();
+    for (const r of topo.roles) {
+      const servers = r.spec.mcpServers ?? [];
+      if (servers.length === 0 || !callsUpstream(r.kind) || withTools.has(r.spec.name) || !this.agents.has(r.spec.name)) continue;
+      withTools.add(r.spec.name);
+      new KubeNetworkPolicy(this, `${r.spec.name}-mcp-policy`, {
+        metadata: { name: `${r.spec.name}-mcp`, namespace: ns },
+        spec: { podSelector: roleSel(r.spec.name), policyTypes: ['Egress'], egress: servers.map((m) => m._egressRule(ns)) },
+      });
+    }
+
     if (!this.agents.has(this.entryRole)) return;
     new KubeNetworkPolicy(this, 'entry-policy', {
       metadata: { name: `${this.entryRole}-api`, namespace: ns },
@@ -433,16 +557,6 @@ export class AgentCluster extends Construct {
   }
 }
 
-
-const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-
-/** True for an IPv4 CIDR (each octet 0..255, prefix 0..32) or an IPv6 one (prefix 0..128). */
-function isCidr(cidr: string): boolean {
-  const m = IPV4_CIDR.exec(cidr);
-  if (m) return m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
-  const [addr, prefix, ...rest] = cidr.split('/');
-  return rest.length === 0 && /^[0-9a-fA-F:]+$/.test(addr ?? '') && addr.includes(':') && /^\d{1,3}$/.test(prefix ?? '') && Number(prefix) <= 128;
-}
 
 /** Cluster-wide props the API server or the runtime's config schema would refuse, one line each. */
 function clusterProblems(props: AgentClusterProps, name: string, namespace: string): string[] {
@@ -473,7 +587,8 @@ function clusterProblems(props: AgentClusterProps, name: string, namespace: stri
   (props.upstreamEgress ?? []).forEach((e, i) => {
     for (const [j, cidr] of [e.cidr, ...(e.except ?? [])].entries()) {
       const field = j === 0 ? `upstreamEgress[${i}].cidr` : `upstreamEgress[${i}].except[${j - 1}]`;
-      if (!isCidr(cidr)) out.push(problem(field, `'${cidr}' is not a CIDR`, "write an address and prefix, e.g. '203.0.113.0/24'"));
+      const bad = cidrProblem(cidr);
+      if (bad) out.push(problem(field, bad, "write an address and prefix, e.g. '203.0.113.0/24'"));
     }
     (e.ports ?? []).forEach((port, j) => {
       if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) out.push(problem(`upstreamEgress[${i}].ports[${j}]`, `${port} is not a port`, 'use 1..65535'));

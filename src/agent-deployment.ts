@@ -1,10 +1,12 @@
 import { ApiObject, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { peerAddress } from './contract';
 import { imageProblems } from './images';
 import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
+import { McpServer } from './mcp-server';
 import { AgentPodOptions, isDnsSubdomain, podOptionProblems, restrictedContainerSecurityContext } from './pod-options';
 import { problem } from './problems';
 import { parseQuantity } from './quantity';
@@ -87,6 +89,8 @@ export interface AgentDeploymentProps {
   readonly pods?: AgentPodOptions;
   /** A ConfigMap with the cluster's shared peers.json, projected beside agent-config.json (a mesh). @default - none: the peers are inline */
   readonly peersConfigMapName?: string;
+  /** MCP servers the role calls: a server's bearer token Secret becomes its env var (secretKeyRef). @default - none */
+  readonly mcpServers?: McpServer[];
 }
 
 const FORBIDDEN_VERBS = new Set(['*', 'create', 'update', 'patch', 'delete', 'deletecollection', 'escalate', 'bind', 'impersonate']);
@@ -150,6 +154,7 @@ export class AgentDeployment extends Construct {
 
     const pods = props.pods ?? {};
     const reservedEnv = new Set(['AGENT_ID', 'AGENT_ROLE', 'AGENT_CONFIG_FILE', 'HTTP_PORT', 'GRPC_PORT', 'UPSTREAM_BASE_URL', 'UPSTREAM_API_KEY', 'NODE_OPTIONS']);
+    for (const server of props.mcpServers ?? []) if (server.bearerTokenEnv) reservedEnv.add(server.bearerTokenEnv);
     this.validate(props, image, res, drainSeconds, () =>
       podOptionProblems(pods, { env: reservedEnv, volumes: new Set(['config', 'tmp']), mountPaths: [CONFIG_MOUNT_PATH, '/tmp'], labels: new Set(Object.keys(this.selector)) }),
     );
@@ -179,6 +184,10 @@ export class AgentDeployment extends Construct {
           valueFrom: { secretKeyRef: { name: props.upstream.apiKeySecretName, key: props.upstream.apiKeySecretKey ?? 'api-key' } },
         },
       );
+    }
+    for (const server of props.mcpServers ?? []) {
+      const tokenEnv = server._tokenEnv();
+      if (tokenEnv) env.push(tokenEnv);
     }
     const memLimitBytes = parseQuantity(res.memoryLimit);
     if (memLimitBytes !== undefined) {
@@ -314,8 +323,7 @@ export class AgentDeployment extends Construct {
 
   /** Host:port of the headless gRPC Service inside the cluster. */
   public get grpcAddress(): string {
-    const ns = this.namespace ?? 'default';
-    return `${this.role}-grpc.${ns}.svc.cluster.local:${GRPC_PORT}`;
+    return peerAddress(this.role, this.namespace ?? 'default');
   }
 
   /**

@@ -1,6 +1,8 @@
 import { Autoscaling } from './agent-autoscaler';
 import { ApiAccessRule, AgentResources } from './agent-deployment';
+import { McpServer } from './mcp-server';
 import { AgentPodOptions } from './pod-options';
+import { ResponseSchema } from './response-schema';
 
 /** What a role does in its topology. */
 export enum AgentKind {
@@ -54,6 +56,20 @@ export interface AgentRoleSpec {
   readonly apiAccess?: ApiAccessRule[];
   /** Pod shaping for this role, on top of the cluster's `pods`. @default - the cluster's */
   readonly pods?: AgentPodOptions;
+  /** The role's system prompt, sent first on every model call it makes (at most 32768 characters); only for roles that call models (workers, mesh peers). @default - none */
+  readonly instructions?: string;
+  /** Sampling temperature (0 to 2) of the role's model calls unless a task sets one; needs `instructions`. @default - the upstream's default */
+  readonly temperature?: number;
+  /** Completion token limit of the role's model calls unless a task sets one (at most the model's context window); needs `instructions`. @default - the upstream's default */
+  readonly maxTokens?: number;
+  /** JSON Schema the role's answers must match (structured output); an answer that does not fails its task with bad_response; needs `instructions`. @default - free text answers */
+  readonly responseSchema?: ResponseSchema;
+  /** MCP tool servers the role offers its model; egress is opened to exactly these. @default - no tools */
+  readonly mcpServers?: McpServer[];
+  /** Model turns that may request tools in one task (1 to 50). @default - the cluster's maxToolRounds */
+  readonly maxToolRounds?: number;
+  /** Longest one tool call may take, in ms (capped by the task's deadline). @default - the cluster's toolCallTimeoutMs */
+  readonly toolCallTimeoutMs?: number;
 }
 
 /** A role below the top of a hierarchy, naming the role it reports to. */

@@ -1,5 +1,7 @@
 export * from './model-catalog';
 export * from './agent-role';
+export * from './response-schema';
+export * from './mcp-server';
 export * from './topology';
 export * from './agent-namespace';
 export * from './agent-deployment';

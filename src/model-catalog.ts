@@ -1,4 +1,4 @@
-import { ResolvedModel } from './resolved-model';
+import { ModelEntry } from './contract';
 
 /**
  * BPE encodings the runtime can count tokens with.
@@ -146,7 +146,7 @@ export class ModelCatalog {
    * The model with defaults resolved, in the shape of the runtime's config.
    * @internal
    */
-  public _resolve(id: string): ResolvedModel {
+  public _resolve(id: string): ModelEntry {
     const m = this.spec(id);
     return {
       inputUsdPerMTok: m.inputUsdPerMTok,

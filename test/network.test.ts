@@ -1,7 +1,7 @@
 import { Testing } from 'cdk8s';
-import { AgentCluster, Topology } from '../src';
+import { AgentCluster, McpServer, Topology } from '../src';
 import { synthTopology, K8sObject } from './support/manifests';
-import { reachableEdges } from './support/reachability';
+import { egressAllowed, reachableEdges } from './support/reachability';
 
 const WORKERS = ['task-executor-a', 'task-executor-b', 'data-retrieval', 'validation'];
 const ALL = ['coordinator', ...WORKERS];
@@ -67,4 +67,83 @@ test('mesh NetworkPolicy count does not grow with the square of the members', ()
   expect(p100).toBeLessThanOrEqual(2 * p50);
   expect(p50).toBeLessThanOrEqual(5 * p10);
   expect(p100).toBeLessThan(100 * 100);
+});
+
+describe('MCP tool servers: a role reaches its servers and nothing else new', () => {
+  const DOCS_POD = { namespace: 'agents-tools', labels: { 'app.kubernetes.io/name': 'docs-mcp' } };
+
+  test.each(Object.keys(EXPECTED))('%s example: only data-retrieval reaches the docs MCP pods, and only on 8000', (topology) => {
+    const objs = synthTopology(topology);
+    const roles = objs.filter((o) => o.kind === 'Deployment').map((d) => d.metadata.name);
+    expect(roles.filter((r) => egressAllowed(objs, r, DOCS_POD, 8000))).toEqual(['data-retrieval']);
+    expect(egressAllowed(objs, 'data-retrieval', DOCS_POD, 8001)).toBe(false);
+    // another pod in the tools namespace, and the same labels in another namespace
+    expect(egressAllowed(objs, 'data-retrieval', { namespace: 'agents-tools', labels: { 'app.kubernetes.io/name': 'other-tool' } }, 8000)).toBe(false);
+    expect(egressAllowed(objs, 'data-retrieval', { ...DOCS_POD, namespace: 'default' }, 8000)).toBe(false);
+  });
+
+  // Every destination a policy could plausibly open, and the ports that matter.
+  const PODS = [
+    DOCS_POD,
+    { namespace: 'agents-tools', labels: { 'app.kubernetes.io/name': 'other-tool' } },
+    { namespace: 'default', labels: { 'app.kubernetes.io/name': 'docs-mcp' } },
+    { namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' } },
+  ];
+  const IPS = ['203.0.113.7', '203.0.114.1', '8.8.8.8', '10.1.2.3', '172.16.0.9', '192.168.1.1'];
+  const PORTS = [53, 80, 443, 8000, 8080, 8443, 50051];
+
+  /** Every (role, destination, port) the policies open, with the role's own pods among the destinations. */
+  function reach(objs: K8sObject[]): Set<string> {
+    const deployments = objs.filter((o) => o.kind === 'Deployment');
+    const own = deployments.map((d) => ({ namespace: d.metadata.namespace!, labels: d.spec.template.metadata.labels as Record<string, string> }));
+    const out = new Set<string>();
+    for (const d of deployments) {
+      for (const port of PORTS) {
+        for (const pod of [...PODS, ...own]) if (egressAllowed(objs, d.metadata.name, pod, port)) out.add(`${d.metadata.name} -> ${pod.namespace}/${Object.values(pod.labels).join(',')}:${port}`);
+        for (const ip of IPS) if (egressAllowed(objs, d.metadata.name, { ip }, port)) out.add(`${d.metadata.name} -> ${ip}:${port}`);
+      }
+    }
+    return out;
+  }
+
+  const servers = () => [
+    McpServer.inCluster({ name: 'docs', url: 'http://docs-mcp.agents-tools.svc.cluster.local:8000/mcp', namespace: 'agents-tools', podLabels: { 'app.kubernetes.io/name': 'docs-mcp' }, port: 8000 }),
+    McpServer.external({ name: 'search', url: 'https://search.example.com:8443/mcp', cidr: '203.0.113.0/24' }),
+  ];
+  const TOPOLOGIES: Record<string, (tools: boolean) => Topology> = {
+    'hub-and-spoke': (tools) => Topology.hubAndSpoke({ coordinator: { name: 'hub' }, workers: [{ name: 'w', mcpServers: tools ? servers() : undefined }, { name: 'x' }] }),
+    'mesh': (tools) => Topology.mesh({ peers: [{ name: 'w', mcpServers: tools ? servers() : undefined }, { name: 'x' }] }),
+    'hierarchical': (tools) =>
+      Topology.hierarchical({
+        coordinator: { name: 'hub' },
+        supervisors: [{ name: 'sup', reportsTo: 'hub' }],
+        workers: [
+          { name: 'w', reportsTo: 'sup', mcpServers: tools ? servers() : undefined },
+          { name: 'x', reportsTo: 'sup' },
+        ],
+      }),
+  };
+  const synthWith = (topology: string, tools: boolean) => {
+    const chart = Testing.chart();
+    new AgentCluster(chart, 't', { topology: TOPOLOGIES[topology](tools), upstream: { baseUrl: 'https://x.example.com/v1', apiKeySecretName: 'k' } });
+    return Testing.synth(chart) as K8sObject[];
+  };
+
+  test.each(Object.keys(TOPOLOGIES))('%s: listing two servers opens exactly those two (pod selector + port, CIDR + port) for that role', (topology) => {
+    const before = reach(synthWith(topology, false));
+    const after = reach(synthWith(topology, true));
+    expect([...before].filter((e) => !after.has(e))).toEqual([]);
+    expect([...after].filter((e) => !before.has(e)).sort()).toEqual(['w -> 203.0.113.7:8443', 'w -> agents-tools/docs-mcp:8000']);
+  });
+
+  test('the evaluator is not vacuous: ipBlock except and namespace selectors are honoured', () => {
+    const objs = synthWith('hub-and-spoke', true);
+    // upstream egress: 443 to the internet, never to the cluster ranges it excepts
+    expect(egressAllowed(objs, 'w', { ip: '8.8.8.8' }, 443)).toBe(true);
+    expect(egressAllowed(objs, 'w', { ip: '10.1.2.3' }, 443)).toBe(false);
+    expect(egressAllowed(objs, 'hub', { ip: '8.8.8.8' }, 443)).toBe(false);
+    expect(egressAllowed(objs, 'w', { ip: '203.0.114.1' }, 8443)).toBe(false);
+    const withoutMcp = objs.filter((o) => !(o.kind === 'NetworkPolicy' && o.metadata.name === 'w-mcp'));
+    expect(egressAllowed(withoutMcp, 'w', DOCS_POD, 8000)).toBe(false);
+  });
 });

@@ -208,7 +208,7 @@ describe('synth refuses what the API server or the runtime would refuse (issue 1
     [
       'CIDR 300.1.2.3/99',
       () => cluster({ upstreamEgress: [{ cidr: '300.1.2.3/99' }] }),
-      /^ {2}\[test\/agents\] upstreamEgress\[0\]\.cidr: '300\.1\.2\.3\/99' is not a CIDR\. Fix: write an address and prefix/m,
+      /^ {2}\[test\/agents\] upstreamEgress\[0\]\.cidr: '300\.1\.2\.3' in '300\.1\.2\.3\/99' is not an IP address\. Fix: write an address and prefix/m,
     ],
     ['baseUrl not a url', () => cluster({ upstream: { ...upstream, baseUrl: 'not a url' } }), /^ {2}\[test\/agents\] upstream\.baseUrl: 'not a url' is not a URL\. Fix: /m],
     [

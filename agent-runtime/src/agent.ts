@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { AgentConfig, RuntimeEnv } from './config';
+import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { runBounded } from './coordination/run-bounded';
@@ -36,8 +36,7 @@ export interface StartAgentOptions {
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
   const logger = opts.logger ?? createLogger({ level: env.logLevel, agentId: env.agentId, role: env.role });
   const metrics = new RuntimeMetrics({ role: config.role });
-  const callsUpstream = config.kind === 'worker' || config.kind === 'peer';
-  const client = callsUpstream ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
+  const client = callsUpstream(config.kind) ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
   const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;

@@ -2,76 +2,41 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { ErrorObject } from 'ajv';
 
-/** One model of the catalog, as the constructs render it. */
-export interface ModelEntry {
-  readonly inputUsdPerMTok: number;
-  readonly outputUsdPerMTok: number;
-  readonly cachedInputUsdPerMTok?: number;
-  readonly contextWindowTokens: number;
-  readonly reserveTokens: number;
-  readonly breaker: { readonly failureThreshold: number; readonly recoverySeconds: number };
-  readonly maxConcurrency: number;
-  readonly fallbacks: readonly string[];
-  readonly tokenizer: 'o200k_base' | 'cl100k_base';
-}
+import type * as generated from './generated/agent-config';
 
-export type AgentKind = 'coordinator' | 'supervisor' | 'worker' | 'peer';
-
-export interface PeerEntry {
-  readonly role: string;
-  readonly kind: AgentKind;
-  readonly address: string;
-  readonly maxInFlightTasks: number;
-  readonly models?: readonly string[];
-  /** Roles reachable through this callee (itself, and a supervisor's subtree); absent: its own role. */
-  readonly roles?: readonly string[];
-}
-
-/** The role's instructions and call defaults (config `behavior`). */
-export interface RoleBehavior {
-  readonly instructions: string;
-  readonly temperature?: number;
-  readonly maxTokens?: number;
-  readonly responseSchema?: { readonly name: string; readonly schema: Readonly<Record<string, unknown>> };
-}
-
-export interface McpServerEntry {
-  readonly name: string;
-  readonly url: string;
-  readonly bearerTokenEnv?: string;
-  readonly allowedTools?: readonly string[];
-}
-
-/** MCP tools offered to the role's model (config `tools`). */
-export interface RoleTools {
-  readonly mcpServers: readonly McpServerEntry[];
-  readonly maxRounds: number;
-  readonly callTimeoutMs: number;
-}
+// The config's types are generated from schema/agent-config.schema.json
+// (`npx projen gen:contract`), the same file the constructs render with, so a
+// field renamed in the schema breaks the build of both halves.
 
 /** The agent config (schema/agent-config.schema.json). */
-export interface AgentConfig {
-  readonly apiVersion: 'agents.cdk8s.io/v1';
-  readonly cluster: string;
-  readonly namespace: string;
-  readonly topology: 'hub-and-spoke' | 'mesh' | 'hierarchical';
-  readonly role: string;
-  readonly kind: AgentKind;
-  readonly workerKind?: string;
-  readonly entry: boolean;
-  readonly peers: readonly PeerEntry[];
-  /** In the file as written: the file beside it holding `peers` (loadAgentConfigFile resolves it). */
-  readonly peersFile?: string;
-  readonly fanOut: { readonly concurrency: number };
-  readonly concurrency: { readonly maxInFlightTasks: number };
-  readonly deadlines: { readonly defaultMs: number; readonly maxMs: number };
-  readonly drain: { readonly gracePeriodMs: number };
-  readonly retry: { readonly maxAttempts: number; readonly initialDelayMs: number; readonly maxDelayMs: number; readonly attemptTimeoutMs?: number };
-  readonly models: { readonly default: string; readonly clusterDefault?: string; readonly allowed: readonly string[] };
-  readonly catalog: Readonly<Record<string, ModelEntry>>;
-  readonly limits: { readonly maxTasksPerJob: number; readonly maxRequestBytes: number };
-  readonly behavior?: RoleBehavior;
-  readonly tools?: RoleTools;
+export type AgentConfig = generated.AgentConfig;
+/** One model of the catalog, as the constructs render it. */
+export type ModelEntry = generated.ModelEntry;
+export type AgentKind = generated.AgentKind;
+/** One callee: an edge of the topology leaving this role. */
+export type PeerEntry = generated.PeerEntry;
+/** The role's instructions and call defaults (config `behavior`). */
+export type RoleBehavior = generated.RoleBehavior;
+export type McpServerEntry = generated.McpServerEntry;
+/** MCP tools offered to the role's model (config `tools`). */
+export type RoleTools = generated.RoleTools;
+
+/** The port every agent serves gRPC on, and the port in every peer address. */
+export const GRPC_SERVICE_PORT = 50051;
+
+/** Whether a role of this kind makes upstream model calls (and so needs the upstream's URL and key). */
+export function callsUpstream(kind: AgentKind): boolean {
+  return kind === 'worker' || kind === 'peer';
+}
+
+/** DNS name of a role's headless gRPC Service: every A record is one of its pods. */
+export function peerHost(role: string, namespace: string): string {
+  return `${role}-grpc.${namespace}.svc.cluster.local`;
+}
+
+/** A peer's `address` in the config: `R-grpc.N.svc.cluster.local:50051`. */
+export function peerAddress(role: string, namespace: string): string {
+  return `${peerHost(role, namespace)}:${GRPC_SERVICE_PORT}`;
 }
 
 /** Process settings from the environment. */
@@ -183,6 +148,7 @@ export function loadAgentConfigFile(configFile: string): AgentConfig {
   const json = readJson(configFile, 'AGENT_CONFIG_FILE');
   const config = validateAgentConfig(json);
   if (config.peersFile === undefined) return config;
+  if (config.peers.length > 0) throw new ConfigError('peers', `must be empty when peersFile ('${config.peersFile}') holds the list`);
   const peers = readJson(path.join(path.dirname(configFile), config.peersFile), 'peersFile');
   const { peersFile: _, ...inline } = config;
   try {
@@ -204,10 +170,9 @@ export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): { con
   if (role !== config.role) throw new ConfigError('AGENT_ROLE', `'${role}' does not match the config's role '${config.role}'`);
   const agentId = env.AGENT_ID || `${role}-local`;
 
-  const callsUpstream = config.kind === 'worker' || config.kind === 'peer';
   let upstreamBaseUrl = env.UPSTREAM_BASE_URL;
   const upstreamApiKey = env.UPSTREAM_API_KEY;
-  if (callsUpstream) {
+  if (callsUpstream(config.kind)) {
     if (!upstreamBaseUrl) throw new ConfigError('UPSTREAM_BASE_URL', `is not set; role '${role}' calls the upstream`);
     let url: URL;
     try {
@@ -243,7 +208,7 @@ export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): { con
       role,
       configFile,
       httpPort: port(env, 'HTTP_PORT', 8080),
-      grpcPort: port(env, 'GRPC_PORT', 50051),
+      grpcPort: port(env, 'GRPC_PORT', GRPC_SERVICE_PORT),
       upstreamBaseUrl,
       upstreamApiKey,
       peerEndpoints,

@@ -94,8 +94,7 @@ describe('a shared peer list (peersFile, as a mesh is synthesized)', () => {
     { role: 'b', kind: 'peer', address: 'b-grpc.agents.svc.cluster.local:50051', maxInFlightTasks: 8 },
   ];
   const withFile = (peersJson: unknown, patch: Record<string, unknown> = {}) => {
-    const { peers: _inline, ...rest } = workerConfig({ kind: 'peer', topology: 'mesh' }) as unknown as Record<string, unknown>;
-    const env = envFor({ ...rest, peersFile: 'peers.json', ...patch });
+    const env = envFor({ ...workerConfig({ kind: 'peer', topology: 'mesh' }), peers: [], peersFile: 'peers.json', ...patch });
     if (peersJson !== undefined) writeFileSync(path.join(path.dirname(env.AGENT_CONFIG_FILE!), 'peers.json'), JSON.stringify(peersJson));
     return env;
   };
@@ -118,10 +117,10 @@ describe('a shared peer list (peersFile, as a mesh is synthesized)', () => {
     expect(e.message).toMatch(/cannot read '.*peers\.json'/);
   });
 
-  test('peers and peersFile together, or neither, are refused by the schema', () => {
-    expect(() => validateAgentConfig({ ...workerConfig(), peersFile: 'peers.json' })).toThrow(ConfigError);
-    const { peers: _p, ...none } = workerConfig() as unknown as Record<string, unknown>;
-    expect(() => validateAgentConfig(none)).toThrow(ConfigError);
-    expect(() => validateAgentConfig({ ...none, peersFile: '../etc/passwd' })).toThrow(/peersFile/);
+  test('a peer list both inline and in a file is refused, and so is a file name that leaves the directory', () => {
+    const e = configError(() => loadRuntimeSettings(withFile(peers, { peers })));
+    expect(e.field).toBe('peers');
+    expect(e.message).toMatch(/must be empty when peersFile \('peers.json'\) holds the list/);
+    expect(() => validateAgentConfig({ ...workerConfig(), peers: [], peersFile: '../etc/passwd' })).toThrow(/peersFile/);
   });
 });

@@ -95,6 +95,7 @@ export function resolvePeers(config: Record<string, any>, objs: K8sObject[]): Re
   const cm = objs.find((o) => o.kind === 'ConfigMap' && o.data?.[config.peersFile] !== undefined && o.data?.['agent-config.json'] === undefined);
   if (!cm) throw new Error(`no ConfigMap holds ${config.peersFile}`);
   const { peersFile, ...rest } = config;
+  if (rest.peers.length > 0) throw new Error('peers must be empty beside peersFile');
   return { ...rest, peers: JSON.parse(cm.data[peersFile]) };
 }
 

@@ -1,3 +1,4 @@
+import { BlockList, isIP } from 'node:net';
 import { K8sObject } from './manifests';
 
 type Labels = Record<string, string>;
@@ -9,6 +10,19 @@ interface Pod {
 
 const matches = (selector: { matchLabels?: Labels } | undefined, labels: Labels) =>
   Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+
+/** Does an ipBlock (cidr minus except) hold this address? */
+function ipBlockHolds(block: { cidr: string; except?: string[] }, ip: string): boolean {
+  const inBlock = (cidr: string) => {
+    const [net, prefix] = cidr.split('/');
+    if (isIP(net) !== isIP(ip)) return false;
+    const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+    const list = new BlockList();
+    list.addSubnet(net, Number(prefix), family);
+    return list.check(ip, family);
+  };
+  return inBlock(block.cidr) && !(block.except ?? []).some(inBlock);
+}
 
 /** Does a NetworkPolicy peer (`from`/`to` entry) select this pod? ipBlocks never match pods here. */
 function peerSelects(peer: any, policyNs: string, pod: Pod, nsLabels: Record<string, Labels>): boolean {
@@ -53,4 +67,36 @@ export function reachableEdges(objs: K8sObject[], port = 50051, portName = 'grpc
   const edges = new Set<string>();
   for (const a of pods) for (const b of pods) if (allowed(a, b, 'Egress') && allowed(a, b, 'Ingress')) edges.add(`${a.role}->${b.role}`);
   return edges;
+}
+
+/** A destination outside the synthesized pods: another namespace's pod, or an IP address off the cluster. */
+export type Destination = { namespace: string; labels: Labels; namespaceLabels?: Labels } | { ip: string };
+
+/**
+ * Whether the pods of `fromRole` may open TCP `port` to `dest`, from the
+ * NetworkPolicies alone: the caller's egress, and, for a pod in a namespace
+ * these manifests define, that pod's ingress (a namespace they do not define
+ * has no policies of ours, so its ingress is its owner's business). A rule
+ * without `to`/`from` admits everything, as in Kubernetes.
+ */
+export function egressAllowed(objs: K8sObject[], fromRole: string, dest: Destination, port: number): boolean {
+  const nsLabels: Record<string, Labels> = {};
+  for (const ns of objs.filter((o) => o.kind === 'Namespace')) nsLabels[ns.metadata.name] = { 'kubernetes.io/metadata.name': ns.metadata.name, ...(ns.metadata.labels ?? {}) };
+  if ('namespace' in dest) nsLabels[dest.namespace] ??= { 'kubernetes.io/metadata.name': dest.namespace, ...(dest.namespaceLabels ?? {}) };
+  const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === fromRole);
+  if (!d) throw new Error(`no Deployment '${fromRole}'`);
+  const from: Pod = { role: fromRole, namespace: d.metadata.namespace!, labels: d.spec.template.metadata.labels };
+  const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
+  const selecting = policies.filter((p) => p.metadata.namespace === from.namespace && matches(p.spec.podSelector, from.labels) && (p.spec.policyTypes ?? ['Ingress']).includes('Egress'));
+  const admits = (peer: any, policyNs: string) => {
+    if ('ip' in dest) return !!peer.ipBlock && ipBlockHolds(peer.ipBlock, dest.ip);
+    return peerSelects(peer, policyNs, { role: '', namespace: dest.namespace, labels: dest.labels }, nsLabels);
+  };
+  const egressOk = selecting.length === 0 || selecting.some((p) => p.spec.egress?.some((rule: any) => portAllowed(rule.ports, port, '') && (rule.to === undefined || rule.to.some((peer: any) => admits(peer, p.metadata.namespace)))));
+  if (!egressOk || 'ip' in dest) return egressOk;
+  const ingressPolicies = policies.filter((p) => p.metadata.namespace === dest.namespace && matches(p.spec.podSelector, dest.labels) && (p.spec.policyTypes ?? ['Ingress']).includes('Ingress'));
+  return (
+    ingressPolicies.length === 0 ||
+    ingressPolicies.some((p) => p.spec.ingress?.some((rule: any) => portAllowed(rule.ports, port, '') && (rule.from === undefined || rule.from.some((peer: any) => peerSelects(peer, p.metadata.namespace, from, nsLabels)))))
+  );
 }

@@ -5,8 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { peerHost } from '../config';
 
-interface EnvVar {
+export interface EnvVar {
   name: string;
   value?: string;
   valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string; optional?: boolean } };
@@ -170,6 +171,32 @@ function summarize(stderr: string): string {
 }
 
 /**
+ * The environment a role's container gets from its manifest, as local mode
+ * can provide it: literals, the pod name, and the upstream key for
+ * `UPSTREAM_API_KEY`. Any other Secret (an MCP server's bearer token) is not
+ * known here: it is left out (a same-named variable of the launching
+ * environment passes through), never filled with the upstream key.
+ */
+export function containerEnv(role: string, vars: readonly EnvVar[], podName: string, apiKey: string | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const v of vars) {
+    if (v.value !== undefined) env[v.name] = v.value;
+    else if (v.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[v.name] = podName;
+    else if (v.valueFrom?.secretKeyRef && v.name !== 'UPSTREAM_API_KEY') continue;
+    else if (v.valueFrom?.secretKeyRef) {
+      if (apiKey === undefined) {
+        throw new Error(`${v.name} comes from Secret '${v.valueFrom.secretKeyRef.name}' (key '${v.valueFrom.secretKeyRef.key}'): set UPSTREAM_API_KEY in the environment for local mode`);
+      }
+      env[v.name] = apiKey;
+    } else if (v.valueFrom?.configMapKeyRef?.optional) {
+      // An optional key of a ConfigMap that is not in the manifests: the pod would start without it too.
+      continue;
+    } else throw new Error(`Deployment '${role}': env ${v.name} uses a source local mode cannot provide`);
+  }
+  return env;
+}
+
+/**
  * Starts every role of a synthesized topology as local processes, with the
  * manifests' own env and ConfigMap, Service DNS names mapped to loopback
  * ports. Resolves once every agent's /readyz answers 200.
@@ -185,7 +212,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
   const endpoints: Record<string, string[]> = {};
   for (const role of roles) {
-    const host = `${role.name}-grpc.${role.namespace}.svc.cluster.local`;
+    const host = peerHost(role.name, role.namespace);
     if (opts.peerEndpointOverrides?.[role.name]) {
       endpoints[host] = [...opts.peerEndpointOverrides[role.name]];
       continue;
@@ -207,21 +234,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     mkdirSync(roleDir, { recursive: true });
     for (const [fileName, text] of Object.entries(p.role.configFiles)) writeFileSync(path.join(roleDir, fileName), text);
     const configFile = path.join(roleDir, 'agent-config.json');
-    const env: NodeJS.ProcessEnv = { ...baseEnv };
     const podName = `${p.role.name}-${p.replica}`;
-    for (const v of p.role.env) {
-      if (v.value !== undefined) env[v.name] = v.value;
-      else if (v.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[v.name] = podName;
-      else if (v.valueFrom?.secretKeyRef) {
-        if (apiKey === undefined) {
-          throw new Error(`${v.name} comes from Secret '${v.valueFrom.secretKeyRef.name}' (key '${v.valueFrom.secretKeyRef.key}'): set UPSTREAM_API_KEY in the environment for local mode`);
-        }
-        env[v.name] = apiKey;
-      } else if (v.valueFrom?.configMapKeyRef?.optional) {
-        // An optional key of a ConfigMap that is not in the manifests: the pod would start without it too.
-        continue;
-      } else throw new Error(`Deployment '${p.role.name}': env ${v.name} uses a source local mode cannot provide`);
-    }
+    const env: NodeJS.ProcessEnv = { ...baseEnv, ...containerEnv(p.role.name, p.role.env, podName, apiKey) };
     Object.assign(env, {
       HTTP_PORT: String(p.http),
       GRPC_PORT: String(p.grpc),
