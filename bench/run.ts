@@ -29,7 +29,7 @@ async function main() {
   await section('coordination', 'Coordination latency: a 100-task job per topology, mock latency 50 ms, vs ideal (latency x waves)', () => benchCoordination(manifests));
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
-  await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects', () => benchSynth());
+  await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects; YAML bytes; growth 1,000 -> 2,000 roles', () => benchSynth());
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
   writeJson(path.join(__dirname, 'results.json'), results);
   process.stdout.write(`\nwrote bench/results.json in ${results.totalSeconds} s\n`);
