@@ -6,6 +6,7 @@ import {
   AgentCluster,
   AgentClusterProps,
   AgentDeployment,
+  AgentNamespace,
   AgentPodOptions,
   AgentRoleSpec,
   AgentScaledObject,
@@ -346,4 +347,15 @@ describe('KEDA and monitoring options are checked at synth', () => {
     expect(objs.filter((o: any) => o.kind === 'PrometheusRule' || o.kind === 'ServiceMonitor')).toEqual([]);
     expect(objs.filter((o: any) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard)).toEqual([]);
   });
+});
+
+test('AgentNamespace and PriorityClass print their path once too', () => {
+  const msg = synthError((c) => {
+    new AgentNamespace(c, 'ns', { name: 'Bad_Ns' });
+    new PriorityClass(c, 'pc', { value: 2_000_000_000, preemptionPolicy: 'Sometimes' });
+  });
+  const lines = msg.split('\n').slice(1);
+  expect(lines).toHaveLength(3);
+  for (const line of lines) expect(line.match(/\[test\//g)).toHaveLength(1);
+  expect(msg).toMatch(/^ {2}\[test\/ns\] name: 'Bad_Ns' is not a DNS label\./m);
 });
