@@ -44,7 +44,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   let draining = false;
   let activeTasks = 0;
-  let jobTasks = 0; // tasks of the HTTP jobs this pod is running
+  // Tasks the HTTP jobs on this pod keep in flight at once: a job's tasks go
+  // out fanOut at a time (dispatcher) or maxInFlightTasks at a time (local),
+  // so a 10,000-task job does not read as 10,000 tasks of load.
+  let jobTasks = 0;
+  const jobWidth = dispatcher ? config.fanOut.concurrency : config.concurrency.maxInFlightTasks;
   metrics.taskCapacity.set(config.concurrency.maxInFlightTasks);
   const observeLoad = () => metrics.tasksHeld.set(activeTasks + jobTasks);
   const inFlight = new Set<Promise<unknown>>();
@@ -263,10 +267,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
       const jobId = randomUUID();
       const started = Date.now();
-      jobTasks += job.tasks.length;
+      const width = Math.min(job.tasks.length, jobWidth);
+      jobTasks += width;
       observeLoad();
       const release = () => {
-        jobTasks -= job.tasks.length;
+        jobTasks -= width;
         observeLoad();
       };
       void track(

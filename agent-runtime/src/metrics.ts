@@ -65,7 +65,7 @@ export class RuntimeMetrics {
         this.set(metrics.readyCheck() ? 1 : 0);
       },
     });
-    this.tasksHeld = new Gauge({ name: 'agent_tasks_held', help: 'Tasks this pod holds now: admitted from callers, or in jobs it accepted on HTTP', registers });
+    this.tasksHeld = new Gauge({ name: 'agent_tasks_held', help: 'Tasks this pod has in flight: admitted from callers, plus for each HTTP job the tasks it keeps in flight at once (fan-out)', registers });
   }
 
   setBreakerState(model: string, state: keyof typeof BREAKER_VALUE): void {
