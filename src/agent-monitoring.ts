@@ -238,6 +238,7 @@ function dashboardJson(cluster: string, ns: string): Record<string, unknown> {
     { title: 'Spend (USD per hour)', expr: `sum by (model) (rate(agent_cost_usd_total${sel}[1h])) * 3600`, legend: '{{model}}', unit: 'currencyUSD' },
     { title: 'Tokens per second', expr: `sum by (model, kind) (rate(agent_tokens_total${sel}[5m]))`, legend: '{{model}} {{kind}}', unit: 'none' },
     { title: 'Pods ready by role', expr: `sum by (role) (agent_ready${sel})`, legend: '{{role}}', unit: 'none' },
+    { title: 'MCP tool calls by outcome', expr: `sum by (server, tool, outcome) (rate(agent_tool_calls_total${sel}[5m]))`, legend: '{{server}}/{{tool}} {{outcome}}', unit: 'reqps' },
   ];
   return {
     title: `Agents: ${cluster}`,

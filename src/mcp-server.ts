@@ -38,7 +38,8 @@ export interface ExternalMcpServerOptions extends McpServerOptions {
 
 type Problem = [field: string, problem: string, fix: string];
 
-const CLUSTER_HOST = /(^|\.)svc(\.|$)|\.cluster\.local$/;
+/** A Service name (`x.ns.svc`, `x.ns.svc.cluster.local`): in the cluster, not outside it. */
+const CLUSTER_HOST = /(\.svc|\.cluster\.local)$/;
 
 /**
  * An MCP (Model Context Protocol) tool server a role may call over Streamable
@@ -67,7 +68,9 @@ export class McpServer {
   private readonly options: McpServerOptions & Partial<InClusterMcpServerOptions> & Partial<ExternalMcpServerOptions>;
 
   private constructor(options: InClusterMcpServerOptions | ExternalMcpServerOptions, inCluster: boolean) {
-    this.options = options;
+    // a copy, so changing the caller's object later changes nothing here
+    this.options = { ...options, allowedTools: options.allowedTools ? [...options.allowedTools] : undefined };
+    if ('podLabels' in options) this.options = { ...this.options, podLabels: { ...options.podLabels } };
     this.name = options.name;
     this.url = options.url;
     this.isInCluster = inCluster;

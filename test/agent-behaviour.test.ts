@@ -174,6 +174,22 @@ describe('synth validation: one line per problem, with path, field and fix', () 
     expect(errors[0]).toMatch(/ Fix: .+\.$/);
   });
 
+  test("a host that merely starts with 'svc.' is external; one ending in .svc is not", () => {
+    expect(workerErrors({ mcpServers: [search({ url: 'https://svc.example.com/mcp' })] })).toEqual([]);
+    expect(workerErrors({ mcpServers: [search({ url: 'https://docs.tools.svc/mcp' })] })).toEqual([expect.stringMatching(/mcpServers\[0\]\.url: host 'docs\.tools\.svc' is a cluster Service/)]);
+  });
+
+  test('a server keeps the settings it was made with', () => {
+    const labels: Record<string, string> = { 'app.kubernetes.io/name': 'docs-mcp' };
+    const tools = ['search_docs'];
+    const server = docs({ podLabels: labels, allowedTools: tools });
+    labels['app.kubernetes.io/name'] = 'changed';
+    tools.push('get_doc');
+    const objs = synth({ topology: hub([{ name: 'w', mcpServers: [server] }]) });
+    expect(configOf(objs, 'w').tools.mcpServers[0].allowedTools).toEqual(['search_docs']);
+    expect(objs.find((o) => o.metadata.name === 'w-mcp')!.spec.egress[0].to[0].podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'docs-mcp' });
+  });
+
   test('credentials in an MCP URL are refused without printing them', () => {
     const errors = workerErrors({ mcpServers: [search({ url: 'https://alice:s3cret@search.example.com/mcp' })] });
     expect(errors).toHaveLength(1);

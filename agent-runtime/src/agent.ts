@@ -13,6 +13,7 @@ import { parseJob, RequestError, resultJson } from './http/jobs';
 import { InferenceExecutor } from './inference/executor';
 import { createLogger, Logger } from './logger';
 import { RuntimeMetrics } from './metrics';
+import type { McpToolbox } from './tools/mcp-toolbox';
 import { Task, TaskResult } from './types';
 import { UpstreamClient } from './upstream/client';
 
@@ -37,7 +38,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const logger = opts.logger ?? createLogger({ level: env.logLevel, agentId: env.agentId, role: env.role });
   const metrics = new RuntimeMetrics({ role: config.role });
   const client = callsUpstream(config.kind) ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
-  const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId }) : undefined;
+  // MCP servers are connected in the background: one that is down never stops the pod from booting or serving.
+  // The MCP SDK is loaded only by roles that list tool servers (it adds about a second to boot).
+  const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
+  toolbox?.warm();
+  const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
   const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
   await pool?.start();
@@ -100,10 +105,19 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     const refused: Array<{ result: TaskResult; seq: number }> = [];
     let accepted = 0;
     for (const w of wire) {
-      const task = fromWireTask(w);
+      let task: Task;
+      let malformed: string | undefined;
+      try {
+        task = fromWireTask(w);
+      } catch (e) {
+        task = { id: w.id, messages: [] };
+        malformed = (e as Error).message;
+      }
       const seq = w.seq ?? 0;
       const deadlineAt = Math.min(w.deadline_unix_ms || fallback.deadlineAt, ceiling);
-      if (!Number.isFinite(deadlineAt)) {
+      if (malformed !== undefined) {
+        refused.push({ result: refusal(task, 'bad_request', `task ${w.id}: ${malformed}`), seq });
+      } else if (!Number.isFinite(deadlineAt)) {
         refused.push({ result: refusal(task, 'bad_request', `task ${w.id}: deadline_unix_ms is required`), seq });
       } else if (draining) {
         refused.push({ result: refusal(task, 'unavailable', `agent ${env.agentId} is draining`), seq });
@@ -346,8 +360,14 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       });
       pool?.close();
       await client?.close();
+      await toolbox?.close();
       logger.info('stopped');
     })());
 
   return { httpPort, grpcPort, metrics, shutdown };
+}
+
+function loadToolbox(): typeof McpToolbox {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./tools/mcp-toolbox') as typeof import('./tools/mcp-toolbox')).McpToolbox;
 }

@@ -11,6 +11,8 @@ const USAGE = `agent-runtime <command>
                     --manifests dist/<topology>.k8s.yaml --upstream-url <url> [--replicas N]
                     [--node-arg=<flag>]... (e.g. --node-arg=--cpu-prof for every agent)
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
+  mcp-docs        an MCP server (Streamable HTTP) over the in-repo docs, tools search_docs and get_doc:
+                    [--port N] [--host H] [--docs DIR] [--token-env NAME (require that bearer token)]
 `;
 
 async function serve(): Promise<void> {
@@ -47,6 +49,10 @@ async function main(argv: string[]): Promise<void> {
       return runLocalCli(rest);
     case 'mock-upstream':
       return runMockUpstreamCli(rest);
+    case 'mcp-docs':
+      // loaded here so `serve` does not pay for the MCP server side of the SDK
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return (require('./tools/docs-server') as typeof import('./tools/docs-server')).runDocsMcpCli(rest);
     case undefined:
     case '--help':
     case '-h':

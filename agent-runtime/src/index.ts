@@ -14,3 +14,8 @@ export type { LocalCluster, LocalAgent, LocalClusterOptions } from './local/laun
 export { fitToWindow, countTokens } from './context/window';
 export { costUsd } from './cost';
 export { createLogger } from './logger';
+export { McpToolbox } from './tools/mcp-toolbox';
+export type { ToolRunner, ToolOutcome } from './tools/mcp-toolbox';
+export { startMcpHttpServer } from './tools/mcp-http';
+export type { McpHttpServer } from './tools/mcp-http';
+export { startDocsMcpServer, buildDocsServer, loadDocs, searchDocs } from './tools/docs-server';

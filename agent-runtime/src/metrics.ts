@@ -22,6 +22,8 @@ export class RuntimeMetrics {
   readonly taskCapacity: Gauge;
   readonly tasksHeld: Gauge;
   private readyCheck: () => boolean = () => true;
+  readonly toolCalls: Counter<'server' | 'tool' | 'outcome'>;
+  readonly toolLatency: Histogram<'server' | 'tool'>;
 
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
@@ -66,6 +68,19 @@ export class RuntimeMetrics {
       },
     });
     this.tasksHeld = new Gauge({ name: 'agent_tasks_held', help: 'Tasks this pod has in flight: admitted from callers, plus for each HTTP job the tasks it keeps in flight at once (fan-out)', registers });
+    this.toolCalls = new Counter({
+      name: 'agent_tool_calls_total',
+      help: 'MCP tool calls by server, tool and outcome (ok, tool_error, timeout, unavailable, bad_arguments, unknown_tool)',
+      labelNames: ['server', 'tool', 'outcome'],
+      registers,
+    });
+    this.toolLatency = new Histogram({
+      name: 'agent_tool_call_duration_seconds',
+      help: 'MCP tool call latency',
+      labelNames: ['server', 'tool'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
   }
 
   setBreakerState(model: string, state: keyof typeof BREAKER_VALUE): void {

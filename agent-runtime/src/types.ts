@@ -2,11 +2,26 @@
 // (`max_tokens`, `cost_usd`); everything inside speaks these camelCase types
 // and the HTTP layer maps between the two.
 
-/** One chat message, OpenAI-compatible. */
+/** A function call the model asked for (OpenAI `tool_calls[]`). */
+export interface ToolCall {
+  readonly id: string;
+  readonly type: 'function';
+  readonly function: { readonly name: string; readonly arguments: string };
+}
+
+/**
+ * One chat message, OpenAI-compatible. The tool fields keep OpenAI's
+ * snake_case names so a message goes to the upstream as it is.
+ */
 export interface ChatMessage {
   readonly role: 'system' | 'user' | 'assistant' | 'tool';
+  /** Empty for an assistant turn that only asks for tools. */
   readonly content: string;
   readonly name?: string;
+  /** Assistant turns: the tools the model asked to run. */
+  readonly tool_calls?: readonly ToolCall[];
+  /** Tool turns: the id of the call this message answers. */
+  readonly tool_call_id?: string;
 }
 
 /** One unit of work: a single upstream chat completion. */

@@ -27,8 +27,13 @@ export function countTokens(text: string, tokenizer: string): number {
   return e.countTokens ? e.countTokens(text) : e.encode(text).length;
 }
 
+/** The text of a message that costs tokens: its content, and the calls of an assistant turn that asked for tools. */
+function textOf(m: ChatMessage): string {
+  return m.tool_calls ? m.content + JSON.stringify(m.tool_calls) : m.content;
+}
+
 export function messageTokens(m: ChatMessage, tokenizer: string): number {
-  return countTokens(m.content, tokenizer) + MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
+  return countTokens(textOf(m), tokenizer) + MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
 }
 
 /**
@@ -38,7 +43,7 @@ export function messageTokens(m: ChatMessage, tokenizer: string): number {
 function messageTokensUpTo(m: ChatMessage, tokenizer: string, limit: number): number {
   const overhead = MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
   if (limit < overhead) return Infinity;
-  const n = encoder(tokenizer).isWithinTokenLimit(m.content, limit - overhead);
+  const n = encoder(tokenizer).isWithinTokenLimit(textOf(m), limit - overhead);
   return n === false ? Infinity : n + overhead;
 }
 
@@ -71,7 +76,8 @@ export function fitsWithoutCounting(
   for (const m of messages) {
     // length * 3 bounds the UTF-8 bytes of a JS string (a UTF-16 unit is at most 3 bytes)
     // and is free; the exact byte count is only taken when that bound is too loose
-    const content = m.content.length * 3 <= budget ? m.content.length * 3 : Buffer.byteLength(m.content, 'utf8');
+    const text = textOf(m);
+    const content = text.length * 3 <= budget ? text.length * 3 : Buffer.byteLength(text, 'utf8');
     bound += content + MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
     if (bound > budget) return false;
   }

@@ -11,14 +11,23 @@ interface Waiter {
 /** Upper bound of a task's encoded size, from string lengths (UTF-8 is at most 3 bytes per UTF-16 unit). */
 export function taskBytesBound(t: WireTask): number {
   let n = 96 + (t.id.length + (t.model?.length ?? 0) + (t.role?.length ?? 0) + (t.job_id?.length ?? 0)) * 3;
-  for (const m of t.messages) n += 32 + (m.role.length + m.content.length + (m.name?.length ?? 0)) * 3;
+  for (const m of t.messages) n += 32 + (m.role.length + m.content.length + (m.name?.length ?? 0) + toolFieldsLength(m)) * 3;
+  if (t.response_schema) n += 16 + (t.response_schema.name.length + t.response_schema.schema_json.length) * 3;
   return n;
 }
 
 /** A task's encoded size, exactly enough to compare with a message limit (with room for protobuf's tags and lengths). */
 export function taskBytes(t: WireTask): number {
   let n = 96 + Buffer.byteLength(t.id) + Buffer.byteLength(t.model ?? '') + Buffer.byteLength(t.role ?? '') + Buffer.byteLength(t.job_id ?? '');
-  for (const m of t.messages) n += 32 + Buffer.byteLength(m.role) + Buffer.byteLength(m.content) + Buffer.byteLength(m.name ?? '');
+  for (const m of t.messages) n += 32 + Buffer.byteLength(m.role) + Buffer.byteLength(m.content) + Buffer.byteLength(m.name ?? '') + toolFieldsLength(m) * 3;
+  if (t.response_schema) n += 16 + Buffer.byteLength(t.response_schema.name) + Buffer.byteLength(t.response_schema.schema_json);
+  return n;
+}
+
+/** Characters of a message's tool fields (rare: counted as an upper bound in both functions). */
+function toolFieldsLength(m: WireTask['messages'][number]): number {
+  let n = m.tool_call_id?.length ?? 0;
+  for (const c of m.tool_calls ?? []) n += 16 + c.id.length + c.name.length + c.arguments.length;
   return n;
 }
 

@@ -6,9 +6,16 @@ import { ChatMessage, Task, TaskResult } from '../types';
 export const PROTO_PATH = path.resolve(__dirname, '..', '..', 'proto', 'agent.proto');
 
 /** Wire shapes (keepCase: the proto's snake_case names). */
+export interface WireMessage {
+  role: string;
+  content: string;
+  name?: string;
+  tool_call_id?: string;
+  tool_calls?: Array<{ id: string; name: string; arguments: string }>;
+}
 export interface WireTask {
   id: string;
-  messages: Array<{ role: string; content: string; name?: string }>;
+  messages: WireMessage[];
   model?: string;
   max_tokens?: number;
   role?: string;
@@ -17,6 +24,9 @@ export interface WireTask {
   job_id?: string;
   /** Session only: the caller's number for the task, echoed in its result. */
   seq?: number;
+  /** proto3 optional: absent (not 0) when the task sets none. */
+  temperature?: number;
+  response_schema?: { name: string; schema_json: string } | null;
 }
 export interface WireResult {
   id: string;
@@ -31,6 +41,7 @@ export interface WireResult {
   error?: { code: string; message: string } | null;
   /** Session only: the seq of the task this answers. */
   seq?: number;
+  tool_calls?: Array<{ name: string; ok: boolean; latency_ms: number }>;
 }
 export interface ExecuteRequest {
   job_id: string;
@@ -94,18 +105,52 @@ export function newClient(address: string): AgentServiceClient {
   return new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceClient;
 }
 
-export function toWireTask(t: Task): WireTask {
-  return { id: t.id, messages: t.messages.map((m) => ({ role: m.role, content: m.content, name: m.name ?? '' })), model: t.model ?? '', max_tokens: t.maxTokens ?? 0, role: t.role ?? '' };
+function toWireMessage(m: ChatMessage): WireMessage {
+  const w: WireMessage = { role: m.role, content: m.content, name: m.name ?? '' };
+  if (m.tool_call_id) w.tool_call_id = m.tool_call_id;
+  if (m.tool_calls) w.tool_calls = m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
+  return w;
 }
 
+function fromWireMessage(m: WireMessage): ChatMessage {
+  return {
+    role: m.role as ChatMessage['role'],
+    content: m.content,
+    ...(m.name ? { name: m.name } : {}),
+    ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
+    ...(m.tool_calls && m.tool_calls.length > 0 ? { tool_calls: m.tool_calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })) } : {}),
+  };
+}
+
+export function toWireTask(t: Task): WireTask {
+  const w: WireTask = { id: t.id, messages: t.messages.map(toWireMessage), model: t.model ?? '', max_tokens: t.maxTokens ?? 0, role: t.role ?? '' };
+  if (t.temperature !== undefined) w.temperature = t.temperature;
+  if (t.responseSchema) w.response_schema = { name: t.responseSchema.name, schema_json: JSON.stringify(t.responseSchema.schema) };
+  return w;
+}
+
+/** Throws when a response schema's JSON does not parse: the caller answers INVALID_ARGUMENT / bad_request. */
 export function fromWireTask(w: WireTask): Task {
   return {
     id: w.id,
-    messages: (w.messages ?? []).map((m) => ({ role: m.role as ChatMessage['role'], content: m.content, ...(m.name ? { name: m.name } : {}) })),
+    messages: (w.messages ?? []).map(fromWireMessage),
     ...(w.model ? { model: w.model } : {}),
     ...(w.max_tokens ? { maxTokens: w.max_tokens } : {}),
     ...(w.role ? { role: w.role } : {}),
+    ...(w.temperature !== undefined && w.temperature !== null ? { temperature: w.temperature } : {}),
+    ...(w.response_schema && w.response_schema.name ? { responseSchema: { name: w.response_schema.name, schema: parseSchema(w.response_schema) } } : {}),
   };
+}
+
+function parseSchema(s: { name: string; schema_json: string }): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(s.schema_json);
+  } catch (e) {
+    throw new Error(`response_schema '${s.name}': schema_json is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`response_schema '${s.name}': schema_json must be a JSON object`);
+  return parsed as Record<string, unknown>;
 }
 
 export function toWireResult(r: TaskResult): WireResult {
@@ -120,6 +165,7 @@ export function toWireResult(r: TaskResult): WireResult {
     latency_ms: Math.round(r.latencyMs),
     agent_id: r.agentId ?? '',
     error: r.error ? { code: r.error.code, message: r.error.message } : null,
+    tool_calls: (r.toolCalls ?? []).map((c) => ({ name: c.name, ok: c.ok, latency_ms: Math.round(c.latencyMs) })),
   };
 }
 
@@ -135,5 +181,6 @@ export function fromWireResult(w: WireResult): TaskResult {
     latencyMs: w.latency_ms ?? 0,
     ...(w.agent_id ? { agentId: w.agent_id } : {}),
     ...(w.error && w.error.code ? { error: { code: w.error.code as NonNullable<TaskResult['error']>['code'], message: w.error.message } } : {}),
+    ...(w.tool_calls && w.tool_calls.length > 0 ? { toolCalls: w.tool_calls.map((c) => ({ name: c.name, ok: c.ok, latencyMs: c.latency_ms })) } : {}),
   };
 }

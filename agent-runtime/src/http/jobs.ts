@@ -110,6 +110,7 @@ export function resultJson(r: TaskResult) {
     attempts: r.attempts,
     latency_ms: r.latencyMs,
     agent_id: r.agentId ?? null,
+    tool_calls: (r.toolCalls ?? []).map((c) => ({ name: c.name, ok: c.ok, latency_ms: c.latencyMs })),
     error: r.error ?? null,
   };
 }

@@ -1,3 +1,5 @@
+import type Ajv from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import { AgentConfig } from '../config';
 import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow } from '../context/window';
@@ -5,9 +7,10 @@ import { costUsd } from '../cost';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
 import { buildModelPolicies, DeadlineExceededError, ModelPolicy } from '../resilience/model-policy';
-import { ChatResponse, UpstreamClient } from '../upstream/client';
+import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
-import { Task, TaskErrorCode, TaskExecutor, TaskResult } from '../types';
+import type { ToolRunner } from '../tools/mcp-toolbox';
+import { ChatMessage, Task, TaskErrorCode, TaskExecutor, TaskResult, ToolCallRecord, Usage } from '../types';
 
 export interface InferenceExecutorOptions {
   readonly config: AgentConfig;
@@ -17,16 +20,23 @@ export interface InferenceExecutorOptions {
   readonly agentId: string;
   /** Random source for backoff jitter (tests make it deterministic). */
   readonly random?: () => number;
+  /** The role's MCP tools (config `tools`); absent: the model is offered none. */
+  readonly tools?: ToolRunner;
 }
 
 /**
- * Turns a task into one upstream call, protected by its model's policy and
- * falling back along the catalog's chain. Always resolves to exactly one
- * result; never rejects.
+ * Turns a task into upstream calls, each protected by its model's policy and
+ * falling back along the catalog's chain: one call, or one per tool round
+ * when the model asks for the role's MCP tools. Sends the role's
+ * instructions first and checks structured answers against their schema.
+ * Always resolves to exactly one result; never rejects.
  */
 export class InferenceExecutor implements TaskExecutor {
   private readonly policies: Map<string, ModelPolicy>;
   private readonly config: AgentConfig;
+  // Made on the first response schema: roles without one do not load them at boot.
+  private readonly ajvs = new Map<'draft-07' | '2020-12', Ajv>();
+  private readonly validators = new Map<string, ValidateFunction>();
 
   constructor(private readonly opts: InferenceExecutorOptions) {
     this.config = opts.config;
@@ -65,11 +75,24 @@ export class InferenceExecutor implements TaskExecutor {
     const started = Date.now();
     const { metrics, agentId } = this.opts;
     metrics.inFlightTasks.inc();
+    // What the task has spent so far, over every round's upstream calls.
     let attempts = 0;
-    const finish = (r: Omit<TaskResult, 'id' | 'latencyMs' | 'agentId' | 'attempts' | 'costUsd'> & { costUsd?: number }): TaskResult => {
+    let costSoFar = 0;
+    let usage: Usage | undefined;
+    const toolCalls: ToolCallRecord[] = [];
+    const finish = (r: Omit<TaskResult, 'id' | 'latencyMs' | 'agentId' | 'attempts' | 'costUsd' | 'usage' | 'toolCalls'>): TaskResult => {
       metrics.inFlightTasks.dec();
       metrics.tasks.inc({ outcome: r.ok ? 'ok' : r.error!.code });
-      return { id: task.id, latencyMs: Date.now() - started, agentId, attempts, costUsd: r.costUsd ?? 0, ...r };
+      return {
+        id: task.id,
+        latencyMs: Date.now() - started,
+        agentId,
+        attempts,
+        costUsd: costSoFar,
+        ...(usage ? { usage } : {}),
+        ...(toolCalls.length > 0 ? { toolCalls } : {}),
+        ...r,
+      };
     };
     const fail = (code: TaskErrorCode, message: string, model?: string) => finish({ ok: false, model, error: { code, message } });
 
@@ -79,18 +102,97 @@ export class InferenceExecutor implements TaskExecutor {
     }
     if (task.messages.length === 0) return fail('bad_request', 'task has no messages');
 
+    // The role's behaviour gives the defaults; the task's own fields win.
+    const behavior = this.config.behavior;
+    const call: CallShape = {
+      maxTokens: task.maxTokens ?? behavior?.maxTokens,
+      temperature: task.temperature ?? behavior?.temperature,
+    };
+    const schema = task.responseSchema ?? behavior?.responseSchema;
+    let validate: ValidateFunction | undefined;
+    if (schema) {
+      try {
+        validate = this.answerValidator(schema.schema);
+      } catch (e) {
+        return fail('bad_request', `responseSchema '${schema.name}' is not a valid JSON Schema: ${(e as Error).message}`);
+      }
+      call.responseFormat = { type: 'json_schema', json_schema: { name: schema.name, schema: schema.schema, strict: true } };
+    }
+    // The instructions go first on every call; the window keeps system messages.
+    const conversation: ChatMessage[] = behavior?.instructions ? [{ role: 'system', content: behavior.instructions }, ...task.messages] : [...task.messages];
+    const tools = this.opts.tools;
+    if (tools) call.tools = await tools.offer(deadlineAt);
+    const maxRounds = this.config.tools?.maxRounds ?? 0;
+
     // `allowed` limits what a task may ask for; the fallbacks the catalog slice
     // carries are usable whenever the requested model cannot answer.
     const chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
+    let from = 0;
+    for (let round = 0; ; round++) {
+      const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal);
+      attempts += answer.attempts;
+      if (!answer.ok) return fail(answer.code, answer.message, answer.model);
+      // later rounds start at the model that answered, not back at a failing one
+      from = answer.index;
+      const { model, response } = answer;
+      const spent = this.account(model, response);
+      costSoFar += spent;
+      usage = addUsage(usage, response.usage);
+
+      if (response.toolCalls) {
+        if (round >= maxRounds) {
+          const asked = response.toolCalls.map((c) => c.function.name).join(', ');
+          return fail('tool_rounds_exceeded', `the model still asked for tools (${asked}) after ${maxRounds} tool round${maxRounds === 1 ? '' : 's'} (tools.maxRounds)`, model);
+        }
+        conversation.push({ role: 'assistant', content: response.content, tool_calls: response.toolCalls });
+        const outcomes = await Promise.all(
+          response.toolCalls.map((c) =>
+            tools
+              ? tools.call(c.function.name, c.function.arguments, deadlineAt, signal)
+              : Promise.resolve({ ok: false, outcome: 'unknown_tool' as const, content: `error: this role offers no tools (asked for ${c.function.name})`, latencyMs: 0 }),
+          ),
+        );
+        response.toolCalls.forEach((c, i) => {
+          toolCalls.push({ name: c.function.name, ok: outcomes[i].ok, latencyMs: outcomes[i].latencyMs });
+          conversation.push({ role: 'tool', tool_call_id: c.id, content: outcomes[i].content });
+        });
+        if (signal?.aborted) return fail('cancelled', 'handed back: agent shutting down', model);
+        continue;
+      }
+
+      if (validate && schema) {
+        const problem = answerProblem(response.content, validate);
+        if (problem) return fail('bad_response', `the answer of ${model} ${problem} (response schema '${schema.name}')`, model);
+      }
+      return finish({ ok: true, model, content: response.content });
+    }
+  }
+
+  /**
+   * One model turn: the first model of `chain[from..]` that answers, each
+   * protected by its policy (retries, breaker, bulkhead, attempt timeout).
+   */
+  private async callModel(
+    chain: readonly string[],
+    from: number,
+    conversation: readonly ChatMessage[],
+    call: CallShape,
+    deadlineAt: number,
+    taskId: string,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true; model: string; index: number; response: ChatResponse; attempts: number } | { ok: false; code: TaskErrorCode; message: string; model?: string; attempts: number }> {
+    const metrics = this.opts.metrics;
+    let attempts = 0;
     let lastError: { code: TaskErrorCode; message: string; model: string } | undefined;
-    for (const [i, model] of chain.entries()) {
-      if (i > 0) metrics.fallbacks.inc({ from: chain[i - 1], to: model });
+    for (let i = from; i < chain.length; i++) {
+      const model = chain[i];
+      if (i > from) metrics.fallbacks.inc({ from: chain[i - 1], to: model });
       const entry = this.config.catalog[model];
       const policy = this.policies.get(model)!;
-      let messages;
+      let messages: readonly ChatMessage[];
       try {
-        const window = { ...entry, maxTokens: task.maxTokens };
-        messages = fitsWithoutCounting(task.messages, window) ? task.messages : fitToWindow(task.messages, window).messages;
+        const window = { ...entry, maxTokens: call.maxTokens };
+        messages = fitsWithoutCounting(conversation, window) ? conversation : pairToolTurns(fitToWindow(conversation, window).messages);
       } catch (e) {
         if (e instanceof ContextOverflowError) {
           lastError = { code: 'context_overflow', message: e.message, model };
@@ -98,13 +200,21 @@ export class InferenceExecutor implements TaskExecutor {
         }
         throw e;
       }
+      const req: ChatRequest = {
+        model,
+        messages,
+        max_tokens: call.maxTokens,
+        ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
+        ...(call.tools && call.tools.length > 0 ? { tools: call.tools } : {}),
+        ...(call.responseFormat ? { response_format: call.responseFormat } : {}),
+      };
       try {
         const { value, attempts: n } = await policy.execute(
           deadlineAt,
           async (timeoutMs, s) => {
             const t0 = process.hrtime.bigint();
             try {
-              const res = await this.opts.client.chat({ model, messages, max_tokens: task.maxTokens }, { timeoutMs, signal: s });
+              const res = await this.opts.client.chat(req, { timeoutMs, signal: s });
               metrics.upstreamRequests.inc({ model, outcome: 'ok' });
               return res;
             } catch (e) {
@@ -117,28 +227,91 @@ export class InferenceExecutor implements TaskExecutor {
           signal,
         );
         attempts += n;
-        return this.success(finish, model, value);
+        return { ok: true, model, index: i, response: value, attempts };
       } catch (e) {
         attempts += attemptsOf(e);
-        if (signal?.aborted) return fail('cancelled', 'handed back: agent shutting down', model);
+        if (signal?.aborted) return { ok: false, code: 'cancelled', message: 'handed back: agent shutting down', model, attempts };
         const mapped = mapError(e);
         lastError = { ...mapped, model };
-        if (!mapped.tryNext) return fail(mapped.code, mapped.message, model);
-        this.opts.logger.debug({ task: task.id, model, code: mapped.code }, 'model failed, trying next');
+        if (!mapped.tryNext) return { ok: false, code: mapped.code, message: mapped.message, model, attempts };
+        this.opts.logger.debug({ task: taskId, model, code: mapped.code }, 'model failed, trying next');
       }
     }
-    return fail(lastError?.code ?? 'internal', lastError?.message ?? 'no model could be tried', lastError?.model);
+    return { ok: false, code: lastError?.code ?? 'internal', message: lastError?.message ?? 'no model could be tried', model: lastError?.model, attempts };
   }
 
-  private success(finish: (r: Omit<TaskResult, 'id' | 'latencyMs' | 'agentId' | 'attempts' | 'costUsd'> & { costUsd?: number }) => TaskResult, model: string, res: ChatResponse): TaskResult {
+  /** Records one answer's tokens and spend; returns its cost. */
+  private account(model: string, res: ChatResponse): number {
     const entry = this.config.catalog[model];
     const cost = costUsd(entry, res.usage);
     const m = this.opts.metrics;
     m.tokens.inc({ model, kind: 'prompt' }, res.usage.promptTokens);
     m.tokens.inc({ model, kind: 'completion' }, res.usage.completionTokens);
     m.costUsd.inc({ model }, cost);
-    return finish({ ok: true, model, content: res.content, usage: res.usage, costUsd: cost });
+    return cost;
   }
+
+  /** A compiled validator per distinct answer schema (tasks of a workflow share a few). */
+  private answerValidator(schema: Readonly<Record<string, unknown>>): ValidateFunction {
+    const key = JSON.stringify(schema);
+    let v = this.validators.get(key);
+    if (!v) {
+      if (this.validators.size >= 256) this.validators.clear();
+      const dialect = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? '2020-12' : 'draft-07';
+      let ajv = this.ajvs.get(dialect);
+      if (!ajv) {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        const Ctor = dialect === '2020-12' ? (require('ajv/dist/2020') as typeof import('ajv/dist/2020')).default : (require('ajv') as typeof import('ajv')).default;
+        const addFormats = (require('ajv-formats') as typeof import('ajv-formats')).default;
+        /* eslint-enable @typescript-eslint/no-require-imports */
+        // answer schemas come from configs and tasks, not from us: lenient about unknown keywords
+        ajv = addFormats(new Ctor({ allErrors: true, strict: false }));
+        this.ajvs.set(dialect, ajv);
+      }
+      v = ajv.compile(schema);
+      this.validators.set(key, v);
+    }
+    return v;
+  }
+}
+
+interface CallShape {
+  maxTokens?: number;
+  temperature?: number;
+  tools?: ToolDefinition[];
+  responseFormat?: ResponseFormat;
+}
+
+function addUsage(a: Usage | undefined, b: Usage): Usage {
+  if (!a) return b;
+  return { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens };
+}
+
+/** Why an answer is not what the schema asks for, or undefined when it is. */
+function answerProblem(content: string, validate: ValidateFunction): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content);
+  } catch (e) {
+    return `is not JSON (${(e as Error).message}): ${JSON.stringify(content.slice(0, 120))}`;
+  }
+  if (!validate(parsed)) {
+    const errors = (validate.errors ?? []).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
+    return `does not match the schema: ${errors.join('; ')}`;
+  }
+  return undefined;
+}
+
+/**
+ * The window drops the oldest turns first and may cut between an assistant
+ * turn that asked for tools and the tool results that answer it; a tool
+ * message without its call is refused by OpenAI-compatible APIs, so such
+ * leading orphans go too.
+ */
+function pairToolTurns(messages: ChatMessage[]): ChatMessage[] {
+  const asked = new Set<string>();
+  for (const m of messages) for (const c of m.tool_calls ?? []) asked.add(c.id);
+  return messages.filter((m) => m.role !== 'tool' || (m.tool_call_id !== undefined && asked.has(m.tool_call_id)));
 }
 
 // Attempts are counted inside ModelPolicy.execute; when it throws we only

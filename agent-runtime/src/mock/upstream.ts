@@ -22,6 +22,8 @@ export interface MockBehaviour {
   failModels?: Record<string, number>;
   /** Completion tokens to generate (words of content). */
   completionTokens?: number;
+  /** Keep every chat request body, for `requests()` (tests that look at what was sent). */
+  recordRequests?: boolean;
 }
 
 export interface MockStats {
@@ -48,6 +50,8 @@ export interface MockUpstream {
   readonly port: number;
   setBehaviour(b: MockBehaviour): void;
   stats(): MockStats;
+  /** The chat request bodies received while `recordRequests` was on, in arrival order. */
+  requests(): ChatRequestBody[];
   reset(): void;
   close(): Promise<void>;
 }
@@ -68,23 +72,49 @@ function emptyStats(): MockStats {
   return { calls: 0, byStatus: {}, byModel: {}, times: [], models: [], maxConcurrent: 0, concurrent: 0 };
 }
 
-interface ChatBody {
+/** A chat request as the mock reads it (OpenAI's field names). */
+export interface ChatRequestBody {
   model?: unknown;
-  messages?: Array<{ role?: unknown; content?: unknown }>;
+  messages?: Array<{ role?: unknown; content?: unknown; tool_calls?: unknown; tool_call_id?: unknown }>;
   stream?: unknown;
   max_tokens?: unknown;
+  temperature?: unknown;
+  tools?: Array<{ type?: unknown; function?: { name?: unknown; parameters?: unknown } }>;
+  response_format?: { type?: unknown; json_schema?: { name?: unknown; schema?: unknown } };
 }
+type ChatBody = ChatRequestBody;
+
+/** What the mock answers instead of its echo: a final text, or tool calls. */
+type Reply = { content: string } | { toolCalls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> };
 
 /**
  * A local OpenAI-compatible API for tests, benchmarks and the demo. The
  * answer is derived from the prompt (`echo:<sha256 prefix>`) so a test can
  * tell which task an answer belongs to; usage is a deterministic count
  * (whitespace-separated words + 4 per message), cheap enough for benchmarks.
+ *
+ * Tools and structured answers, deterministically (markers are looked for
+ * in the request's user messages):
+ * - A request that offers `tools` gets `tool_calls` when a user message
+ *   carries `[[tool:NAME {json args}]]` markers (one call per marker, any
+ *   NAME, offered or not), or else when the last user message asks to
+ *   "look up" or "find" something and an offered tool has "search" in its
+ *   name (called with its first required string parameter set to that
+ *   message). Call ids are `call_<round>_<n>`.
+ * - Once the last message is a tool result, the answer is
+ *   `tools:<sha256 prefix> ` followed by the tool results of that round
+ *   joined by ` | `, so a test can see them fed back; with `[[tools:loop]]`
+ *   in a user message the mock asks for the same tools again instead, forever.
+ * - A request with `response_format` json_schema gets a JSON answer that
+ *   matches the schema (the smallest value each keyword allows, strings
+ *   "mock"); `[[bad-json]]` makes the answer not JSON, `[[bad-schema]]`
+ *   makes it JSON of the wrong type.
  */
 export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockUpstream> {
   let behaviour: MockBehaviour = { ...opts };
   let random = prng(behaviour.seed ?? 42);
   let stats = emptyStats();
+  let recorded: ChatRequestBody[] = [];
   const sockets = new Set<Socket>();
   const hung = new Set<http.ServerResponse>();
 
@@ -187,14 +217,30 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     if (failStatus) return sendError(res, failStatus, `model ${model} is failing (mock rule)`);
     if (behaviour.errorRate && random() < behaviour.errorRate) return sendError(res, 503, 'injected transient failure');
 
-    const prompt = body.messages.map((m) => String(m.content ?? '')).join('\n');
+    if (behaviour.recordRequests) recorded.push(body);
+
+    const prompt = body.messages.map((m) => String(m.content ?? '') + (m.tool_calls ? JSON.stringify(m.tool_calls) : '')).join('\n');
     const promptTokens = prompt.split(/\s+/).filter(Boolean).length + 4 * body.messages.length;
     const digest = createHash('sha256').update(prompt).digest('hex').slice(0, 16);
-    const words = Math.max(1, behaviour.completionTokens ?? 8);
-    const content = [`echo:${digest}`, ...Array.from({ length: words - 1 }, (_, i) => `w${i}`)].join(' ');
+    const reply = toolReply(body, digest) ?? structuredReply(body);
+    const words = reply ? replyWords(reply) : Math.max(1, behaviour.completionTokens ?? 8);
+    const content = reply ? ('content' in reply ? reply.content : '') : [`echo:${digest}`, ...Array.from({ length: words - 1 }, (_, i) => `w${i}`)].join(' ');
     const usage = { prompt_tokens: promptTokens, completion_tokens: words, total_tokens: promptTokens + words };
     const id = `chatcmpl-${digest}`;
     count(200);
+    if (reply && 'toolCalls' in reply) {
+      const out = JSON.stringify({
+        id,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: reply.toolCalls }, finish_reason: 'tool_calls' }],
+        usage,
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
+      res.end(out);
+      return;
+    }
     if (body.stream === true) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       for (const piece of content.split(' ')) {
@@ -235,8 +281,10 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
       if (b.seed !== undefined) random = prng(b.seed);
     },
     stats: () => ({ ...stats, times: [...stats.times], models: [...stats.models] }),
+    requests: () => [...recorded],
     reset() {
       stats = emptyStats();
+      recorded = [];
       behaviour = { ...opts };
       random = prng(behaviour.seed ?? 42);
     },
@@ -247,4 +295,114 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     },
   };
   return api;
+}
+
+// ---- tool calls and structured answers (rules in startMockUpstream's comment) ----
+
+function userText(body: ChatBody): string {
+  return (body.messages ?? [])
+    .filter((m) => m.role === 'user')
+    .map((m) => String(m.content ?? ''))
+    .join('\n');
+}
+
+const TOOL_MARKER = /\[\[tool:([A-Za-z0-9_.-]+)(\s+\{[^\]]*\})?\]\]/g;
+
+/** The tool calls the user messages' markers ask for, or what a "look up"/"find" request implies. */
+function wantedToolCalls(body: ChatBody): Array<{ name: string; arguments: string }> {
+  const text = userText(body);
+  const marked = [...text.matchAll(TOOL_MARKER)].map((m) => ({ name: m[1], arguments: (m[2] ?? '{}').trim() }));
+  if (marked.length > 0) return marked;
+  const users = (body.messages ?? []).filter((m) => m.role === 'user');
+  const last = String(users[users.length - 1]?.content ?? '');
+  if (!/\b(look up|find)\b/i.test(last)) return [];
+  const search = (body.tools ?? []).find((t) => typeof t.function?.name === 'string' && t.function.name.includes('search'));
+  if (!search) return [];
+  const params = (search.function?.parameters ?? {}) as { required?: string[]; properties?: Record<string, { type?: string }> };
+  const param = (params.required ?? []).find((r) => params.properties?.[r]?.type === 'string');
+  if (!param) return [];
+  return [{ name: String(search.function!.name), arguments: JSON.stringify({ [param]: last }) }];
+}
+
+/** Tool calls to make, or the answer that reads the tool results; undefined when tools play no part. */
+function toolReply(body: ChatBody, digest: string): Reply | undefined {
+  if (!Array.isArray(body.tools) || body.tools.length === 0) return undefined;
+  const messages = body.messages ?? [];
+  const round = messages.filter((m) => m.role === 'assistant' && Array.isArray(m.tool_calls)).length;
+  const last = messages[messages.length - 1];
+  const calls = () => wantedToolCalls(body).map((c, i) => ({ id: `call_${round}_${i}`, type: 'function' as const, function: c }));
+  if (last?.role === 'tool') {
+    if (userText(body).includes('[[tools:loop]]')) {
+      const again = calls();
+      if (again.length > 0) return { toolCalls: again };
+    }
+    if (body.response_format) return undefined; // answered as structured
+    let i = messages.length - 1;
+    while (i > 0 && messages[i - 1].role === 'tool') i--;
+    const results = messages.slice(i).map((m) => String(m.content ?? ''));
+    return { content: `tools:${digest} ${results.join(' | ')}` };
+  }
+  const wanted = calls();
+  return wanted.length > 0 ? { toolCalls: wanted } : undefined;
+}
+
+/** A JSON answer for a response_format json_schema request (or a deliberately bad one). */
+function structuredReply(body: ChatBody): Reply | undefined {
+  const rf = body.response_format;
+  if (!rf || rf.type !== 'json_schema') return undefined;
+  const schema = (rf.json_schema?.schema ?? {}) as JsonSchema;
+  const text = userText(body);
+  if (text.includes('[[bad-json]]')) return { content: '{"answer": "cut off' };
+  if (text.includes('[[bad-schema]]')) return { content: schema.type === 'object' ? '"not an object"' : '{"not": "the expected type"}' };
+  return { content: JSON.stringify(sampleOf(schema)) };
+}
+
+interface JsonSchema {
+  type?: string | string[];
+  const?: unknown;
+  enum?: unknown[];
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  minItems?: number;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+}
+
+/**
+ * The smallest value a schema allows, by hand: the mock only needs a
+ * deterministic instance of the simple schemas tests and the demo use
+ * (objects, arrays, scalars, enum/const, anyOf), not a schema faker.
+ */
+export function sampleOf(schema: JsonSchema): unknown {
+  if (schema.const !== undefined) return schema.const;
+  if (schema.enum && schema.enum.length > 0) return schema.enum[0];
+  const branch = schema.anyOf?.[0] ?? schema.oneOf?.[0] ?? schema.allOf?.[0];
+  if (branch) return sampleOf(branch);
+  const type = Array.isArray(schema.type) ? (schema.type.find((t) => t !== 'null') ?? 'null') : (schema.type ?? (schema.properties ? 'object' : 'string'));
+  switch (type) {
+    case 'object':
+      return Object.fromEntries(Object.entries(schema.properties ?? {}).map(([k, v]) => [k, sampleOf(v)]));
+    case 'array':
+      return Array.from({ length: schema.minItems ?? 1 }, () => sampleOf(schema.items ?? {}));
+    case 'integer':
+    case 'number':
+      return schema.minimum ?? (schema.exclusiveMinimum !== undefined ? Math.floor(schema.exclusiveMinimum) + 1 : Math.min(0, schema.maximum ?? 0));
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
+    default:
+      return 'mock'.padEnd(schema.minLength ?? 0, 'k').slice(0, schema.maxLength ?? Infinity);
+  }
+}
+
+function replyWords(reply: Reply): number {
+  const text = 'content' in reply ? reply.content : JSON.stringify(reply.toolCalls);
+  return Math.max(1, text.split(/\s+/).filter(Boolean).length);
 }

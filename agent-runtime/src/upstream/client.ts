@@ -1,19 +1,37 @@
 import { IncomingHttpHeaders } from 'node:http';
 import { Dispatcher, Pool, errors as undiciErrors } from 'undici';
-import { ChatMessage } from '../types';
+import { ChatMessage, ToolCall } from '../types';
 import { BadRequestError, ConnectionError, errorForStatus, parseRetryAfter, UpstreamError, UpstreamTimeoutError } from './errors';
+
+/** A function the model may call (OpenAI `tools[]`). */
+export interface ToolDefinition {
+  readonly type: 'function';
+  readonly function: { readonly name: string; readonly description?: string; readonly parameters: Readonly<Record<string, unknown>> };
+}
+
+/** OpenAI structured outputs: the answer must be JSON matching `schema`. */
+export interface ResponseFormat {
+  readonly type: 'json_schema';
+  readonly json_schema: { readonly name: string; readonly schema: Readonly<Record<string, unknown>>; readonly strict: boolean };
+}
 
 export interface ChatRequest {
   readonly model: string;
   readonly messages: readonly ChatMessage[];
   readonly max_tokens?: number;
   readonly temperature?: number;
+  /** Offered tools; absent or empty: none (the field is then left out of the body). */
+  readonly tools?: readonly ToolDefinition[];
+  readonly response_format?: ResponseFormat;
 }
 
 export interface ChatResponse {
   readonly id: string;
   readonly model: string;
+  /** Empty when the model only asked for tools. */
   readonly content: string;
+  /** The tools the model asked to run (absent: none; the answer is final). */
+  readonly toolCalls?: readonly ToolCall[];
   readonly finishReason?: string;
   readonly usage: { readonly promptTokens: number; readonly completionTokens: number; readonly totalTokens: number };
 }
@@ -36,7 +54,7 @@ export interface UpstreamClientOptions {
 interface OpenAiCompletion {
   id?: string;
   model?: string;
-  choices?: Array<{ message?: { content?: string | null }; finish_reason?: string }>;
+  choices?: Array<{ message?: { content?: string | null; tool_calls?: unknown }; finish_reason?: string }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number };
 }
 
@@ -65,7 +83,7 @@ export class UpstreamClient {
 
   /** One chat completion. `timeoutMs` bounds this attempt; `signal` cancels it. */
   async chat(req: ChatRequest, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ChatResponse> {
-    const res = await this.exchange({ ...req, stream: false }, opts);
+    const res = await this.exchange(payloadOf(req, false), opts);
     if (res.status < 200 || res.status >= 300) throw errorForStatus(res.status, upstreamMessage(res.body.slice(0, 64 * 1024)), parseRetryAfter(res.headers));
     const body = res.body;
     let parsed: OpenAiCompletion;
@@ -75,12 +93,16 @@ export class UpstreamClient {
       throw new BadRequestError('upstream returned a body that is not JSON', 200);
     }
     const choice = parsed.choices?.[0];
-    if (!choice || typeof choice.message?.content !== 'string') throw new BadRequestError('upstream response has no choices[0].message.content', 200);
+    const toolCalls = parseToolCalls(choice?.message?.tool_calls);
+    if (!choice || (typeof choice.message?.content !== 'string' && !toolCalls)) {
+      throw new BadRequestError('upstream response has no choices[0].message.content nor tool_calls', 200);
+    }
     const u = parsed.usage ?? {};
     return {
       id: parsed.id ?? '',
       model: parsed.model ?? req.model,
-      content: choice.message.content,
+      content: choice.message?.content ?? '',
+      ...(toolCalls ? { toolCalls } : {}),
       finishReason: choice.finish_reason,
       usage: {
         promptTokens: u.prompt_tokens ?? 0,
@@ -92,7 +114,7 @@ export class UpstreamClient {
 
   /** A streamed chat completion (SSE), yielding content deltas and, last, the usage when sent. */
   async *chatStream(req: ChatRequest, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): AsyncIterable<ChatChunk> {
-    const { res, done, timedOut } = await this.open({ ...req, stream: true, stream_options: { include_usage: true } }, { ...opts, accept: 'text/event-stream' });
+    const { res, done, timedOut } = await this.open({ ...payloadOf(req, true), stream_options: { include_usage: true } }, { ...opts, accept: 'text/event-stream' });
     let buffer = '';
     try {
       for await (const chunk of res.body) {
@@ -238,6 +260,31 @@ export class UpstreamClient {
       return undefined;
     });
   }
+}
+
+/** The request body: optional fields left out when unset, as OpenAI-compatible servers expect. */
+function payloadOf(req: ChatRequest, stream: boolean): object {
+  const { tools, response_format: responseFormat, ...rest } = req;
+  return {
+    ...rest,
+    ...(tools && tools.length > 0 ? { tools } : {}),
+    ...(responseFormat ? { response_format: responseFormat } : {}),
+    stream,
+  };
+}
+
+/** `message.tool_calls` of an answer, or undefined when there are none; a malformed list is the upstream's fault. */
+function parseToolCalls(raw: unknown): ToolCall[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) throw new BadRequestError('upstream response has a tool_calls that is not a list', 200);
+  if (raw.length === 0) return undefined;
+  return raw.map((c: { id?: unknown; function?: { name?: unknown; arguments?: unknown } }, i) => {
+    if (typeof c?.id !== 'string' || typeof c.function?.name !== 'string') {
+      throw new BadRequestError(`upstream response tool_calls[${i}] has no id or function.name`, 200);
+    }
+    const args = c.function.arguments;
+    return { id: c.id, type: 'function' as const, function: { name: c.function.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
+  });
 }
 
 async function readLimited(body: AsyncIterable<unknown> & { destroy?: () => void }, limit: number): Promise<string> {

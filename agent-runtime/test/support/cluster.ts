@@ -43,6 +43,7 @@ export interface JobResult {
   attempts: number;
   latency_ms: number;
   agent_id: string | null;
+  tool_calls: Array<{ name: string; ok: boolean; latency_ms: number }>;
   error: { code: string; message: string } | null;
 }
 export interface JobResponse {
