@@ -69,7 +69,7 @@ export interface AgentDeploymentProps {
   readonly agentConfigJson: string;
   /** Image pinned by tag or digest; never 'latest'. @default DEFAULT_AGENT_IMAGE */
   readonly image?: string;
-  /** Replicas (the starting point when an autoscaler is attached). @default 1 */
+  /** Replicas; left out of the Deployment once an autoscaler targets this role, since the autoscaler owns the count. @default 1 */
   readonly replicas?: number;
   /** Requests and limits. @default - 500m/512Mi requests, 1 CPU/1Gi limits */
   readonly resources?: AgentResources;
@@ -110,7 +110,7 @@ export class AgentDeployment extends Construct {
   public readonly clusterName: string;
   /** Namespace, if set. */
   public readonly namespace?: string;
-  /** Replicas the Deployment starts with. */
+  /** Replicas from the props (not written when an autoscaler owns the count). */
   public readonly replicas: number;
   /** Labels selecting this role's pods. */
   public readonly selector: { [key: string]: string };

@@ -36,7 +36,7 @@ export interface AgentRoleSpec {
   readonly name: string;
   /** What a worker does. @default WorkerKind.GENERAL */
   readonly workerKind?: WorkerKind;
-  /** Fixed replica count, or the autoscaler's starting point. @default - 3 for a coordinator, 2 otherwise */
+  /** Fixed replica count for a role without an autoscaler (an autoscaled role is sized by its minReplicas). @default - 3 for a coordinator, 2 otherwise */
   readonly replicas?: number;
   /** Autoscaling for this role. @default - Autoscaling.resource() (CPU and memory, 3..20 pods) for coordinators, Autoscaling.resource({ minReplicas: 5, maxReplicas: 50 }) for task executors, none otherwise */
   readonly autoscaling?: Autoscaling;
