@@ -400,9 +400,10 @@ export class AgentCluster extends Construct {
     const callees = this.topology._callees(role);
     let peersJson = this.peersJsonCache.get(callees);
     if (peersJson === undefined) {
+      const kindOf = (name: string) => this.topology.roleNamed(name)!.kind;
       const peers = callees.map((c): PeerEntry => ({
         role: c,
-        kind: this.topology.roleNamed(c)!.kind,
+        kind: kindOf(c),
         address: peerAddress(c, this.namespace),
         maxInFlightTasks: this.capacities.get(c)!.inFlight,
         models: this.modelsThrough(c),

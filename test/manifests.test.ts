@@ -141,7 +141,7 @@ test('hierarchical: a supervisor advertises the roles below it (peers[].roles); 
 
 test.each(Object.keys(TOPOLOGY_CHARTS))("%s: every role's config carries the cluster's default model as models.clusterDefault", (topology) => {
   const objs = synthTopology(topology);
-  const configs = objs.filter((o) => o.kind === 'ConfigMap').map((o) => JSON.parse(o.data['agent-config.json']));
+  const configs = objs.filter((o) => o.kind === 'ConfigMap' && o.data?.['agent-config.json']).map((o) => JSON.parse(o.data['agent-config.json']));
   expect(configs.length).toBeGreaterThan(1);
   // data-retrieval's own default is gemini; the cluster's stays gpt-4.1 everywhere
   expect(configs.find((c) => c.role === 'data-retrieval').models.default).toBe('gemini-2.5-flash');
