@@ -36,7 +36,7 @@ test('the committed dist/*.k8s.yaml match a fresh synth of the example app', () 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dist-'));
   buildExampleApp(dir).synth();
   const files = readdirSync(dir).sort();
-  expect(files).toEqual(['hierarchical.k8s.yaml', 'hub-and-spoke.k8s.yaml', 'mesh.k8s.yaml']);
+  expect(files).toEqual(['hierarchical.k8s.yaml', 'hub-and-spoke.k8s.yaml', 'mesh.k8s.yaml', 'production.k8s.yaml']);
   for (const f of files) {
     // The image tag is the package version: 0.0.0 when `npm run synth` wrote
     // dist/, the released version while a release builds.

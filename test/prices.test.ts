@@ -48,6 +48,6 @@ test.each([
     catalog: ModelCatalog.defaults().withModel({ id: 'local-llama', inputUsdPerMTok: 1, [field]: value }),
   });
   expect(() => Testing.synth(chart)).toThrow(
-    `[test/agents/catalog] catalog: model 'local-llama' has ${field}=${value}: a price must be a finite number >= 0. Fix: set it in USD per million tokens, 0 for a free model.`,
+    `[test/agents] catalog: model 'local-llama' has ${field}=${value}: a price must be a finite number >= 0. Fix: set it in USD per million tokens, 0 for a free model.`,
   );
 });

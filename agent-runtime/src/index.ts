@@ -1,5 +1,5 @@
 export * from './types';
-export { ConfigError, loadRuntimeSettings, validateAgentConfig } from './config';
+export { ConfigError, loadAgentConfigFile, loadRuntimeSettings, validateAgentConfig } from './config';
 export type { AgentConfig, RuntimeEnv } from './config';
 export { startAgent } from './agent';
 export type { AgentHandle } from './agent';
@@ -9,6 +9,9 @@ export * from './upstream/errors';
 export { RuntimeMetrics } from './metrics';
 export { startMockUpstream } from './mock/upstream';
 export type { MockUpstream, MockBehaviour } from './mock/upstream';
+export { runWorkflow } from './workflow/engine';
+export type { StepResult, WorkflowRunOptions } from './workflow/engine';
+export type { Workflow, WorkflowStep } from './workflow/types';
 export { startLocalCluster, readRoles } from './local/launcher';
 export type { LocalCluster, LocalAgent, LocalClusterOptions } from './local/launcher';
 export { fitToWindow, countTokens } from './context/window';
