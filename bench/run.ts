@@ -39,7 +39,7 @@ async function main() {
   await section('workflow', 'Workflow: a 4-step pipeline (a → b → c ∥ d), mock latency 50 ms, vs its ideal critical path (3 × 50 ms) and vs the same calls made directly', () => benchWorkflow());
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
-  await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects', () => benchSynth());
+  await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects; YAML bytes; growth 1,000 -> 2,000 roles', () => benchSynth());
   // always: it only reads the figures above (or the file's, for sections not run this time)
   process.stdout.write('\n## Targets of issue 14: each figure against its target\n');
   console.table((results.targets = targetRows(results)));

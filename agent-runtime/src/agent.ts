@@ -50,6 +50,13 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   let draining = false;
   let activeTasks = 0;
+  // Tasks the HTTP jobs on this pod keep in flight at once: a job's tasks go
+  // out fanOut at a time (dispatcher) or maxInFlightTasks at a time (local),
+  // so a 10,000-task job does not read as 10,000 tasks of load.
+  let jobTasks = 0;
+  const jobWidth = dispatcher ? config.fanOut.concurrency : config.concurrency.maxInFlightTasks;
+  metrics.taskCapacity.set(config.concurrency.maxInFlightTasks);
+  const observeLoad = () => metrics.tasksHeld.set(activeTasks + jobTasks);
   const inFlight = new Set<Promise<unknown>>();
   // Aborted when the grace period ends: whatever is still running is handed back.
   const handBack = new AbortController();
@@ -133,6 +140,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
     }
     activeTasks += accepted;
+    observeLoad();
     return { groups: [...groups.values()], refused, accepted };
   };
 
@@ -148,6 +156,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       const missing = a.refused.find((r) => r.result.error!.code === 'bad_request');
       if (missing) {
         activeTasks -= a.accepted;
+        observeLoad();
         return void cb({ code: grpc.status.INVALID_ARGUMENT, details: missing.result.error!.message });
       }
       void track(
@@ -156,6 +165,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
           .finally(() => {
             activeTasks -= a.accepted;
+            observeLoad();
           }),
       );
     },
@@ -193,6 +203,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         const answer = (r: TaskResult, seq: number) => {
           activeTasks -= 1;
           released += 1;
+          observeLoad();
           send(r, seq);
         };
         void track(
@@ -200,6 +211,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
               activeTasks -= a.accepted - released;
+              observeLoad();
               running -= a.accepted;
               maybeEnd();
             }),
@@ -229,6 +241,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     if (executor && executor.allCircuitsOpen()) return { ok: false, why: 'every model circuit is open' };
     return { ok: true };
   };
+  metrics.reportReadiness(() => ready().ok);
 
   const httpServer = http.createServer((req, res) => {
     const t0 = process.hrtime.bigint();
@@ -293,6 +306,14 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         jobs.delete(job$);
         if (!res.writableFinished) job$.abort(new Error('the client closed the connection'));
       });
+      // tasks this job holds in this pod (its fan-out width) count toward the load gauge until it ends
+      const width = Math.min(job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, jobWidth);
+      jobTasks += width;
+      observeLoad();
+      const release = () => {
+        jobTasks -= width;
+        observeLoad();
+      };
       if (job.kind === 'steps') {
         // a workflow: each step is a one-task run, routed like any task
         const deadlineAt = job.deadlineAt;
@@ -303,7 +324,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
           agentId: env.agentId,
         });
         void track(
-          steps.then(
+          steps.finally(release).then(
             (results) => {
               metrics.jobs.inc({ outcome: results.every((r) => r.ok) ? 'ok' : 'partial' });
               send(200, workflowJson(jobId, results, Date.now() - started), 'jobs');
@@ -317,7 +338,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         return;
       }
       void track(
-        run(jobId, job.tasks, job.deadlineAt, 0, undefined, job$.signal).then(
+        run(jobId, job.tasks, job.deadlineAt, 0, undefined, job$.signal).finally(release).then(
           (results) => {
             const ok = results.filter((r) => r.ok).length;
             const total = results.reduce((s, r) => s + r.costUsd, 0);

@@ -20,6 +20,9 @@ export class RuntimeMetrics {
   readonly jobs: Counter<'outcome'>;
   readonly dispatches: Counter<'peer' | 'outcome'>;
   readonly redispatches: Counter<'reason'>;
+  readonly taskCapacity: Gauge;
+  readonly tasksHeld: Gauge;
+  private readyCheck: () => boolean = () => true;
   readonly toolCalls: Counter<'server' | 'tool' | 'outcome'>;
   readonly toolLatency: Histogram<'server' | 'tool'>;
   // ---- admission queues (issue 14): in front of callee pods and of each model's upstream calls ----
@@ -58,6 +61,19 @@ export class RuntimeMetrics {
     this.jobs = new Counter({ name: 'agent_jobs_total', help: 'Jobs accepted on HTTP by outcome', labelNames: ['outcome'], registers });
     this.dispatches = new Counter({ name: 'agent_dispatches_total', help: 'RPCs to peers by peer role and outcome', labelNames: ['peer', 'outcome'], registers });
     this.redispatches = new Counter({ name: 'agent_redispatches_total', help: 'Tasks sent again to another peer', labelNames: ['reason'], registers });
+    // The pair an autoscaler divides: load per pod against what one pod accepts.
+    this.taskCapacity = new Gauge({ name: 'agent_task_capacity', help: 'Tasks one pod of this role accepts at once (maxInFlightTasks)', registers });
+    // Read at scrape time, so it always agrees with what /readyz answers.
+    const metrics = this;
+    new Gauge({
+      name: 'agent_ready',
+      help: '1 when this pod answers /readyz with 200, 0 while it is draining, resolving peers or has every circuit open',
+      registers,
+      collect() {
+        this.set(metrics.readyCheck() ? 1 : 0);
+      },
+    });
+    this.tasksHeld = new Gauge({ name: 'agent_tasks_held', help: 'Tasks this pod has in flight: admitted from callers, plus for each HTTP job the tasks it keeps in flight at once (fan-out)', registers });
     this.toolCalls = new Counter({
       name: 'agent_tool_calls_total',
       help: 'MCP tool calls by server, tool and outcome (ok, tool_error, timeout, unavailable, bad_arguments, unknown_tool)',
@@ -106,6 +122,11 @@ export class RuntimeMetrics {
   setBreakerState(model: string, state: keyof typeof BREAKER_VALUE): void {
     this.breakerState.set({ model }, BREAKER_VALUE[state]);
     this.breakerTransitions.inc({ model, state });
+  }
+
+  /** What agent_ready reports: the same predicate as /readyz. */
+  reportReadiness(check: () => boolean): void {
+    this.readyCheck = check;
   }
 
   get contentType(): string {

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { peerHost } from '../config';
 export interface EnvVar {
   name: string;
   value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string; optional?: boolean } };
 }
 interface Manifest {
   kind?: string;
@@ -20,7 +20,7 @@ interface Manifest {
     template?: {
       spec?: {
         containers?: Array<{ env?: EnvVar[]; volumeMounts?: Array<{ name: string; mountPath: string }> }>;
-        volumes?: Array<{ name: string; configMap?: { name: string } }>;
+        volumes?: Array<{ name: string; configMap?: { name: string }; projected?: { sources?: Array<{ configMap?: { name: string } }> } }>;
       };
     };
   };
@@ -32,6 +32,8 @@ export interface LocalRole {
   readonly namespace: string;
   readonly env: readonly EnvVar[];
   readonly configJson: string;
+  /** Every file of the config volume (agent-config.json and, in a mesh, the shared peers.json), by name. */
+  readonly configFiles: Readonly<Record<string, string>>;
   readonly entry: boolean;
 }
 
@@ -103,11 +105,18 @@ export function readRoles(file: string): LocalRole[] {
     const name = d.metadata?.name ?? '';
     const pod = d.spec?.template?.spec;
     const container = pod?.containers?.[0];
-    const volume = pod?.volumes?.find((v) => v.configMap);
-    const cm = volume?.configMap ? configMaps.get(volume.configMap.name) : undefined;
-    const configJson = cm?.data?.['agent-config.json'];
+    // The config volume: one ConfigMap, or (a mesh) the role's ConfigMap and the cluster's peer list projected together.
+    const volume = pod?.volumes?.find((v) => v.name === 'config') ?? pod?.volumes?.find((v) => v.configMap);
+    const sources = volume?.projected ? (volume.projected.sources ?? []).map((s) => s.configMap?.name) : [volume?.configMap?.name];
+    const configFiles: Record<string, string> = {};
+    for (const cmName of sources) {
+      const cm = cmName ? configMaps.get(cmName) : undefined;
+      if (cmName && !cm) throw new Error(`${file}: Deployment '${name}' mounts ConfigMap '${cmName}', which is not in the file`);
+      Object.assign(configFiles, cm?.data ?? {});
+    }
+    const configJson = configFiles['agent-config.json'];
     if (!container || !configJson) throw new Error(`${file}: Deployment '${name}' has no container or no ConfigMap with agent-config.json`);
-    roles.push({ name, namespace: d.metadata?.namespace ?? 'default', env: container.env ?? [], configJson, entry: (JSON.parse(configJson) as { entry?: boolean }).entry === true });
+    roles.push({ name, namespace: d.metadata?.namespace ?? 'default', env: container.env ?? [], configJson, configFiles, entry: (JSON.parse(configJson) as { entry?: boolean }).entry === true });
   }
   if (roles.length === 0) throw new Error(`${file}: no Deployments found`);
   return roles;
@@ -184,6 +193,9 @@ export function containerEnv(role: string, vars: readonly EnvVar[], podName: str
         throw new Error(`${v.name} comes from Secret '${v.valueFrom.secretKeyRef.name}' (key '${v.valueFrom.secretKeyRef.key}'): set UPSTREAM_API_KEY in the environment for local mode`);
       }
       env[v.name] = apiKey;
+    } else if (v.valueFrom?.configMapKeyRef?.optional) {
+      // An optional key of a ConfigMap that is not in the manifests: the pod would start without it too.
+      continue;
     } else throw new Error(`Deployment '${role}': env ${v.name} uses a source local mode cannot provide`);
   }
   return env;
@@ -232,8 +244,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS)/.test(k)) baseEnv[k] = v;
   }
   for (const p of plan) {
-    const configFile = path.join(dir, `${p.role.name}.json`);
-    writeFileSync(configFile, opts.mcpUrls ? withMcpUrls(p.role.configJson, opts.mcpUrls) : p.role.configJson);
+    const roleDir = path.join(dir, p.role.name);
+    mkdirSync(roleDir, { recursive: true });
+    for (const [fileName, text] of Object.entries(p.role.configFiles)) {
+      writeFileSync(path.join(roleDir, fileName), fileName === 'agent-config.json' && opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text);
+    }
+    const configFile = path.join(roleDir, 'agent-config.json');
     const podName = `${p.role.name}-${p.replica}`;
     const env: NodeJS.ProcessEnv = { ...baseEnv, ...containerEnv(p.role.name, p.role.env, podName, apiKey) };
     Object.assign(env, {
