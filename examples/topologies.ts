@@ -1,5 +1,6 @@
 import { App, Chart, YamlOutputType } from 'cdk8s';
 import { AgentCluster, AgentClusterProps, AgentRoleSpec, McpServer, Topology, WorkerKind } from '../src';
+import { productionChart } from './production';
 
 // The reference deployment's five agents, in each of the three topologies.
 // Each topology gets its own namespace so all three can be applied side by side.
@@ -117,11 +118,16 @@ export function hierarchicalChart(app: App, overrides: ExampleOverrides = {}): C
   return chart;
 }
 
-/** The example app: one file per topology in `outdir`. */
+/**
+ * The example app: one file per topology in `outdir` (vanilla: they apply
+ * to any cluster), and the production example (needs KEDA and the
+ * Prometheus Operator; overrides do not apply to it).
+ */
 export function buildExampleApp(outdir: string = 'dist', overrides: ExampleOverrides = {}): App {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
   hubAndSpokeChart(app, overrides);
   meshChart(app, overrides);
   hierarchicalChart(app, overrides);
+  productionChart(app);
   return app;
 }

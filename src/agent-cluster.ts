@@ -1,15 +1,19 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
-import { AgentAutoscaler, AutoscalingSpec } from './agent-autoscaler';
-import { AgentDeployment, AgentDeploymentProps, AgentUpstream } from './agent-deployment';
+import { Autoscaling } from './agent-autoscaler';
+import { AgentDeployment, AgentDeploymentProps, AgentUpstream, PEERS_FILE_KEY, upstreamProblems } from './agent-deployment';
+import { AgentMonitoring, AgentMonitoringOptions } from './agent-monitoring';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
+import { cidrProblem } from './cidr';
 import { AgentConfig, callsUpstream, ModelEntry, PeerEntry, peerAddress, RoleBehavior, RoleTools } from './contract';
 import { renderedConfigProps } from './internal';
-import { KubeNetworkPolicy } from './l1';
-import { GRPC_PORT, HTTP_PORT, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
+import { KubeConfigMap, KubeNetworkPolicy } from './l1';
+import { GRPC_PORT, HTTP_PORT, isDnsLabel, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
 import { ModelCatalog } from './model-catalog';
+import { AgentPodOptions, mergePodOptions } from './pod-options';
 import { PriorityClass } from './priority-class';
+import { problem } from './problems';
 import { Topology, TopologyKind, TopologyRole } from './topology';
 
 /** An egress destination for upstream model calls. */
@@ -74,6 +78,10 @@ export interface AgentClusterProps {
   readonly apiClientNamespaceLabels?: { [key: string]: string };
   /** Create the two PriorityClasses. Set false when they exist. @default true */
   readonly createPriorityClasses?: boolean;
+  /** Pod shaping for every role (a role's own `pods` adds to it). @default - none */
+  readonly pods?: AgentPodOptions;
+  /** Scraping, alerts and a dashboard (needs the Prometheus Operator; the dashboard, Grafana's sidecar). @default - none */
+  readonly monitoring?: AgentMonitoringOptions;
   /** Model turns that may request tools in one task, for roles with MCP servers that set none (1 to 50). @default 8 */
   readonly maxToolRounds?: number;
   /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
@@ -86,6 +94,8 @@ const DEFAULT_MAX_TOOL_ROUNDS = 8;
 const DEFAULT_TOOL_CALL_TIMEOUT_MS = 10000;
 
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
+/** Children of an AgentCluster that are not roles: a role of the same name would collide with them. */
+const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring']);
 // The top-level `"peers": []` of a rendered config; inside a JSON string the
 // quotes would be escaped, so this text can only be the key itself.
 const PEERS_EMPTY = '"peers": []';
@@ -112,6 +122,10 @@ export class AgentCluster extends Construct {
   public readonly topology: Topology;
   /** The catalog in force. */
   public readonly catalog: ModelCatalog;
+  /** The mesh's shared peer list (`<cluster>-peers`, key peers.json); other topologies keep peers inline. */
+  public readonly peersConfigMap?: k8s.KubeConfigMap;
+  /** Scraping, alerts and dashboard, when `monitoring` is set. */
+  public readonly monitoring?: AgentMonitoring;
   private readonly agents = new Map<string, AgentDeployment>();
   private readonly capacities = new Map<string, { replicas: number; inFlight: number }>();
   // keyed by the topology's shared callee arrays (one for a whole mesh)
@@ -134,7 +148,9 @@ export class AgentCluster extends Construct {
     const inFlight = props.maxInFlightTasks ?? 16;
     const drainSeconds = props.drainSeconds ?? 25;
     const errors: string[] = [];
-    const at = (sub: string) => `${this.node.path}/${sub}`;
+    // Problems about one role are reported by that role's construct, so cdk8s prints its path once.
+    const roleErrors = new Map<string, string[]>();
+    const roleError = (role: string, line: string) => (roleErrors.get(role) ?? roleErrors.set(role, []).get(role)!).push(line);
 
     if (props.createNamespace ?? true) {
       new AgentNamespace(this, 'namespace', { name: this.namespace, quota: props.quota, limitRange: props.limitRange });
@@ -153,46 +169,78 @@ export class AgentCluster extends Construct {
       });
     }
 
-    for (const p of topo._problems) errors.push(`[${at('topology')}] topology: ${p}.`);
-    for (const p of this.catalog.problems()) errors.push(`[${at('catalog')}] catalog: ${p}.`);
+    for (const p of topo._problems) errors.push(`topology: ${p}.`);
+    for (const p of this.catalog.problems()) errors.push(`catalog: ${p}.`);
     for (const [field, value] of [['maxToolRounds', props.maxToolRounds], ['toolCallTimeoutMs', props.toolCallTimeoutMs]] as const) {
-      const problem = toolSettingProblem(field, value);
-      if (problem) errors.push(`[${this.node.path}] ${field}: ${problem[0]}. Fix: ${problem[1]}.`);
+      const bad = toolSettingProblem(field, value);
+      if (bad) errors.push(problem(field, bad[0], bad[1]));
     }
     if (!this.catalog.has(defaultModel)) {
-      errors.push(`[${this.node.path}] defaultModel: '${defaultModel}' is not in the catalog. Fix: use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...).`);
+      errors.push(problem('defaultModel', `'${defaultModel}' is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...)`));
     }
+    errors.push(...clusterProblems(props, this.name, this.namespace));
 
     // First pass: capacities, so fan-out can be checked against callees.
     for (const r of topo.roles) {
       const autoscaling = this.autoscalingFor(r);
-      const replicas = autoscaling ? autoscaling.minReplicas ?? 3 : r.spec.replicas ?? (r.kind === AgentKind.COORDINATOR ? 3 : 2);
+      const replicas = autoscaling ? autoscaling.minReplicas : r.spec.replicas ?? (r.kind === AgentKind.COORDINATOR ? 3 : 2);
       this.capacities.set(r.spec.name, { replicas, inFlight: r.spec.maxInFlightTasks ?? inFlight });
     }
 
+    // A mesh's members all call the same peers: one list per cluster, projected into every pod.
+    const sharedPeers = topo.kind === TopologyKind.MESH && topo.roles.length > 0;
+    let peersConfigMapName: string | undefined;
+    if (sharedPeers) {
+      peersConfigMapName = `${this.name}-peers`;
+      this.peersConfigMap = new KubeConfigMap(this, 'peers', {
+        metadata: { name: peersConfigMapName, namespace: this.namespace, labels: { 'app.kubernetes.io/part-of': this.name, 'app.kubernetes.io/managed-by': 'cdk8s-agent-cluster' } },
+        data: { [PEERS_FILE_KEY]: this.peersJson(topo.roles[0].spec.name) },
+      });
+      const bytes = Buffer.byteLength(this.peersJson(topo.roles[0].spec.name), 'utf8');
+      if (bytes > 1024 * 1024) {
+        errors.push(problem('topology', `the mesh's peer list is ${bytes} bytes, over the 1 MiB a ConfigMap may hold`, 'split a mesh this large into a hierarchical topology'));
+      }
+    }
+
+    const created = new Set<string>();
     for (const r of topo.roles) {
       const role = r.spec.name;
+      // The topology reports the duplicate; a second construct of that id would throw first.
+      if (created.has(role)) continue;
+      if (RESERVED_IDS.has(role) || /-(policy|autoscaler|mcp)$/.test(role)) {
+        errors.push(problem(`roles.${role}`, `the name '${role}' is taken by the cluster's own objects`, 'rename the role'));
+        continue;
+      }
+      created.add(role);
       const models = r.spec.models ?? [defaultModel];
       for (const m of models) {
         if (!this.catalog.has(m)) {
-          errors.push(`[${at(role)}] models: role '${role}' uses model '${m}', which is not in the catalog. Fix: use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel({ id: '${m}', ... }).`);
+          roleError(role, problem('models', `role '${role}' uses model '${m}', which is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel({ id: '${m}', ... })`));
         }
       }
       const cap = this.capacities.get(role)!;
       const autoscaling = this.autoscalingFor(r);
+      for (const [field, v, min] of [['replicas', r.spec.replicas, 0], ['maxInFlightTasks', r.spec.maxInFlightTasks, 1], ['fanOutConcurrency', r.spec.fanOutConcurrency, 1]] as const) {
+        if (v !== undefined && !(Number.isInteger(v) && v >= min)) roleError(role, problem(field, `${v} is not a whole number >= ${min}`, `set ${field} to ${Math.max(min, 1)} or more`));
+      }
       if (cap.replicas === 0 && !autoscaling) {
-        errors.push(`[${at(role)}] replicas: role '${role}' has 0 replicas and no autoscaler, so nothing would ever serve it. Fix: set replicas >= 1 or give it autoscaling.`);
+        roleError(role, problem('replicas', `role '${role}' has 0 replicas and no autoscaler, so nothing would ever serve it`, 'set replicas >= 1 or give it autoscaling'));
       }
       const callees = topo._callees(role);
       const roleFanOut = r.spec.fanOutConcurrency ?? fanOut;
-      if (callees.length > 0) {
+      // A callee with an invalid size has its own error; a capacity computed from it would only mislead.
+      const sized = (c: string) => {
+        const k = this.capacities.get(c);
+        return k !== undefined && Number.isInteger(k.replicas) && k.replicas >= 0 && Number.isInteger(k.inFlight) && k.inFlight >= 1;
+      };
+      if (callees.length > 0 && callees.every(sized)) {
         const capacity = this.capacityOf(callees);
         if (roleFanOut > capacity) {
-          errors.push(`[${at(role)}] fanOutConcurrency: ${roleFanOut} tasks in flight exceed the ${capacity} its callees (${callees.join(', ')}) can ever hold (replicas × maxInFlightTasks). Fix: lower fanOutConcurrency to ${capacity} or add callee replicas / maxInFlightTasks.`);
+          roleError(role, problem('fanOutConcurrency', `${roleFanOut} tasks in flight exceed the ${capacity} its callees (${callees.length > 8 ? `${callees.slice(0, 8).join(', ')}, ...` : callees.join(', ')}) can ever hold (replicas × maxInFlightTasks)`, `lower fanOutConcurrency to ${capacity} or add callee replicas / maxInFlightTasks`));
         }
       }
 
-      errors.push(...this.behaviourProblems(r, models).map(([field, problem, fix]) => `[${at(role)}] ${field}: ${problem}. Fix: ${fix}.`));
+      for (const [field, what, fix] of this.behaviourProblems(r, models)) roleError(role, problem(field, what, fix));
 
       const upstreamCaller = callsUpstream(r.kind);
       const highPriority = r.kind === AgentKind.COORDINATOR || r.kind === AgentKind.SUPERVISOR;
@@ -201,7 +249,7 @@ export class AgentCluster extends Construct {
         clusterName: this.name,
         component: r.kind,
         namespace: this.namespace,
-        agentConfigJson: this.renderConfig(r, models, props, { fanOut: roleFanOut, inFlight: cap.inFlight, drainSeconds }),
+        agentConfigJson: this.renderConfig(r, models, props, { fanOut: roleFanOut, inFlight: cap.inFlight, drainSeconds }, sharedPeers),
         image: r.spec.image ?? props.image,
         replicas: cap.replicas,
         resources: r.spec.resources,
@@ -211,14 +259,23 @@ export class AgentCluster extends Construct {
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
+        pods: mergePodOptions(props.pods, r.spec.pods),
+        peersConfigMapName,
       };
       renderedConfigProps.add(deploymentProps);
       const agent = new AgentDeployment(this, role, deploymentProps);
       this.agents.set(role, agent);
-      if (autoscaling) new AgentAutoscaler(this, `${role}-autoscaler`, { ...autoscaling, target: agent });
+      const own = roleErrors.get(role);
+      if (own) Node.of(agent).addValidation({ validate: () => own });
+      autoscaling?._attach(this, `${role}-autoscaler`, agent);
     }
+    // Problems about roles that have no construct of their own (duplicates, reserved names) stay on the cluster.
+    for (const [role, lines] of roleErrors) if (!this.agents.has(role)) errors.push(...lines.map((l) => `roles.${role}.${l}`));
 
     this.createNetworkPolicies(props);
+    if (props.monitoring) {
+      this.monitoring = new AgentMonitoring(this, 'monitoring', { ...props.monitoring, clusterName: this.name, namespace: this.namespace, agents: [...this.agents.values()] });
+    }
 
     Node.of(this).addValidation({ validate: () => errors });
   }
@@ -232,7 +289,8 @@ export class AgentCluster extends Construct {
 
   /** The role that accepts jobs from outside. */
   public get entryRole(): string {
-    return this.topology.roles.find((r) => r.entry)?.spec.name ?? this.topology.roles[0].spec.name;
+    // '' only for a topology without roles, which synth refuses
+    return this.topology.roles.find((r) => r.entry)?.spec.name ?? this.topology.roles[0]?.spec.name ?? '';
   }
 
   /**
@@ -284,11 +342,12 @@ export class AgentCluster extends Construct {
     return capacity;
   }
 
-  private autoscalingFor(r: TopologyRole): AutoscalingSpec | undefined {
+  /** Defaults need only metrics-server: CPU and memory. */
+  private autoscalingFor(r: TopologyRole): Autoscaling | undefined {
     if (r.spec.disableAutoscaling) return undefined;
     if (r.spec.autoscaling) return r.spec.autoscaling;
-    if (r.kind === AgentKind.COORDINATOR) return AgentAutoscaler.coordinatorSpec();
-    if (r.spec.workerKind === WorkerKind.TASK_EXECUTOR) return AgentAutoscaler.queueDepthSpec();
+    if (r.kind === AgentKind.COORDINATOR) return Autoscaling.resource();
+    if (r.spec.workerKind === WorkerKind.TASK_EXECUTOR) return Autoscaling.resource({ minReplicas: 5, maxReplicas: 50 });
     return undefined;
   }
 
@@ -297,9 +356,9 @@ export class AgentCluster extends Construct {
     models: string[],
     props: AgentClusterProps,
     sizes: { fanOut: number; inFlight: number; drainSeconds: number },
+    sharedPeers: boolean,
   ): string {
     const role = r.spec.name;
-    const kindOf = (name: string) => this.topology.roleNamed(name)!.kind;
     const known = models.filter((m) => this.catalog.has(m));
     const catalog: Record<string, ModelEntry> = {};
     for (const id of this.catalog._closure(known)) catalog[id] = this.catalog._resolve(id);
@@ -312,8 +371,9 @@ export class AgentCluster extends Construct {
       kind: r.kind,
       ...(r.spec.workerKind ? { workerKind: r.spec.workerKind } : {}),
       entry: r.entry,
-      // spliced in below (see there); [] keeps this object an AgentConfig
+      // inline lists are spliced in below (see there); [] keeps this object an AgentConfig
       peers: [],
+      ...(sharedPeers ? { peersFile: PEERS_FILE_KEY } : {}),
       fanOut: { concurrency: sizes.fanOut },
       concurrency: { maxInFlightTasks: sizes.inFlight },
       deadlines: { defaultMs: props.defaultDeadlineMs ?? 30000, maxMs: props.maxDeadlineMs ?? 120000 },
@@ -330,12 +390,17 @@ export class AgentCluster extends Construct {
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
       ...this.renderBehaviour(r, props),
     };
-    // Every member of a mesh has the same peer list, n entries long: render
-    // it once per distinct callee set and splice it in, so synth stays
-    // linear in the output instead of re-serializing n² entries.
+    const json = JSON.stringify(config, null, 2);
+    // Peer lists are rendered once per distinct callee set and spliced in.
+    return sharedPeers ? json : json.replace(PEERS_EMPTY, () => `"peers": ${this.peersJson(role).replace(/\n/g, '\n  ')}`);
+  }
+
+  /** The peers `role` calls, as JSON; cached by the topology's shared callee arrays (one for a whole mesh). */
+  private peersJson(role: string): string {
     const callees = this.topology._callees(role);
     let peersJson = this.peersJsonCache.get(callees);
     if (peersJson === undefined) {
+      const kindOf = (name: string) => this.topology.roleNamed(name)!.kind;
       const peers = callees.map((c): PeerEntry => ({
         role: c,
         kind: kindOf(c),
@@ -345,10 +410,10 @@ export class AgentCluster extends Construct {
         // only a supervisor reaches more than itself; absent means its own role
         ...(kindOf(c) === AgentKind.SUPERVISOR ? { roles: this.rolesThrough(c) } : {}),
       }));
-      peersJson = JSON.stringify(peers, null, 2).replace(/\n/g, '\n  ');
+      peersJson = JSON.stringify(peers, null, 2);
       this.peersJsonCache.set(callees, peersJson);
     }
-    return JSON.stringify(config, null, 2).replace(PEERS_EMPTY, () => `"peers": ${peersJson!}`);
+    return peersJson;
   }
 
   /** The config's `behavior` and `tools` for a role that calls models, when it has them. */
@@ -421,14 +486,14 @@ export class AgentCluster extends Construct {
     if (spec.responseSchema) out.push(...spec.responseSchema._problems());
     const names = new Map<string, number>();
     for (const [i, server] of (spec.mcpServers ?? []).entries()) {
-      for (const [field, problem, fix] of server._problems(this.namespace)) out.push([`mcpServers[${i}].${field}`, problem, fix]);
+      for (const [field, what, fix] of server._problems(this.namespace)) out.push([`mcpServers[${i}].${field}`, what, fix]);
       const first = names.get(server.name);
       if (first !== undefined) out.push([`mcpServers[${i}].name`, `'${server.name}' is also the name of mcpServers[${first}]`, 'give each server of a role its own name']);
       else names.set(server.name, i);
     }
     for (const [field, value] of [['maxToolRounds', spec.maxToolRounds], ['toolCallTimeoutMs', spec.toolCallTimeoutMs]] as const) {
-      const problem = toolSettingProblem(field, value);
-      if (problem) out.push([field, ...problem]);
+      const bad = toolSettingProblem(field, value);
+      if (bad) out.push([field, ...bad]);
     }
     return out;
   }
@@ -465,8 +530,12 @@ export class AgentCluster extends Construct {
         },
       });
     } else {
+      const done = new Set<string>();
       for (const r of topo.roles) {
         const role = r.spec.name;
+        // duplicates and reserved names are reported, not built
+        if (done.has(role) || !this.agents.has(role)) continue;
+        done.add(role);
         const callers = topo.callersOf(role);
         const callees = topo.calleesOf(role);
         const ingress = callers.map((c) => ({ from: [{ podSelector: roleSel(c) }], ports: grpc }));
@@ -488,15 +557,18 @@ export class AgentCluster extends Construct {
 
     // Tools: one egress rule per MCP server, only for the roles that list it
     // (a policy of its own, so it applies in every topology, mesh included).
+    const withTools = new Set<string>();
     for (const r of topo.roles) {
       const servers = r.spec.mcpServers ?? [];
-      if (servers.length === 0 || !callsUpstream(r.kind)) continue;
+      if (servers.length === 0 || !callsUpstream(r.kind) || withTools.has(r.spec.name) || !this.agents.has(r.spec.name)) continue;
+      withTools.add(r.spec.name);
       new KubeNetworkPolicy(this, `${r.spec.name}-mcp-policy`, {
         metadata: { name: `${r.spec.name}-mcp`, namespace: ns },
         spec: { podSelector: roleSel(r.spec.name), policyTypes: ['Egress'], egress: servers.map((m) => m._egressRule(ns)) },
       });
     }
 
+    if (!this.agents.has(this.entryRole)) return;
     new KubeNetworkPolicy(this, 'entry-policy', {
       metadata: { name: `${this.entryRole}-api`, namespace: ns },
       spec: {
@@ -508,3 +580,42 @@ export class AgentCluster extends Construct {
   }
 }
 
+
+/** Cluster-wide props the API server or the runtime's config schema would refuse, one line each. */
+function clusterProblems(props: AgentClusterProps, name: string, namespace: string): string[] {
+  const out: string[] = [];
+  if (!isDnsLabel(name)) out.push(problem('name', `'${name}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
+  if (!isDnsLabel(namespace)) out.push(problem('namespace', `'${namespace}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
+  out.push(...upstreamProblems(props.upstream, 'upstream'));
+  const whole = (field: string, v: number | undefined, min: number, fix: string, max = Infinity) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) out.push(problem(field, `${v} is not a whole number ${max === Infinity ? `>= ${min}` : `from ${min} to ${max}`}`, fix));
+  };
+  whole('fanOutConcurrency', props.fanOutConcurrency, 1, 'set 1 or more (tasks of one job in flight)');
+  whole('maxInFlightTasks', props.maxInFlightTasks, 1, 'set 1 or more (tasks one pod accepts)');
+  whole('defaultDeadlineMs', props.defaultDeadlineMs, 1, 'set a deadline in ms, e.g. 30000');
+  whole('maxDeadlineMs', props.maxDeadlineMs, 1, 'set a deadline in ms, e.g. 120000');
+  whole('drainSeconds', props.drainSeconds, 0, 'set 0 or more seconds');
+  whole('retryMaxAttempts', props.retryMaxAttempts, 1, 'set 1 to 20 attempts', 20);
+  whole('retryInitialDelayMs', props.retryInitialDelayMs, 0, 'set 0 or more ms');
+  whole('retryMaxDelayMs', props.retryMaxDelayMs, 0, 'set 0 or more ms');
+  whole('attemptTimeoutMs', props.attemptTimeoutMs, 1, 'set 1 or more ms');
+  whole('maxTasksPerJob', props.maxTasksPerJob, 1, 'set 1 or more');
+  whole('maxRequestBytes', props.maxRequestBytes, 1024, 'set 1024 or more bytes');
+  const defaultMs = props.defaultDeadlineMs ?? 30000;
+  const maxMs = props.maxDeadlineMs ?? 120000;
+  if (maxMs < defaultMs) out.push(problem('maxDeadlineMs', `${maxMs} is below defaultDeadlineMs ${defaultMs}, so the runtime refuses its config`, `raise maxDeadlineMs to at least ${defaultMs} or lower defaultDeadlineMs`));
+  const initial = props.retryInitialDelayMs ?? 200;
+  const maxDelay = props.retryMaxDelayMs ?? 5000;
+  if (initial > maxDelay) out.push(problem('retryInitialDelayMs', `${initial} is above retryMaxDelayMs ${maxDelay}, so the runtime refuses its config`, `lower retryInitialDelayMs to at most ${maxDelay}`));
+  (props.upstreamEgress ?? []).forEach((e, i) => {
+    for (const [j, cidr] of [e.cidr, ...(e.except ?? [])].entries()) {
+      const field = j === 0 ? `upstreamEgress[${i}].cidr` : `upstreamEgress[${i}].except[${j - 1}]`;
+      const bad = cidrProblem(cidr);
+      if (bad) out.push(problem(field, bad, "write an address and prefix, e.g. '203.0.113.0/24'"));
+    }
+    (e.ports ?? []).forEach((port, j) => {
+      if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) out.push(problem(`upstreamEgress[${i}].ports[${j}]`, `${port} is not a port`, 'use 1..65535'));
+    });
+  });
+  return out;
+}

@@ -1,18 +1,25 @@
-import { ApiObject } from 'cdk8s';
+import { ApiObject, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { peerAddress } from './contract';
+import { imageProblems } from './images';
 import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { McpServer } from './mcp-server';
+import { AgentPodOptions, isDnsSubdomain, podOptionProblems, restrictedContainerSecurityContext } from './pod-options';
+import { problem } from './problems';
 import { parseQuantity } from './quantity';
+
+export { imageProblems } from './images';
 
 /** Default image: the agent runtime of this repository (agent-runtime/). */
 export const DEFAULT_AGENT_IMAGE = 'cdk8s-agent-cluster/agent-runtime:0.1.0';
 /** Where the ConfigMap is mounted and the file the runtime reads. */
 export const CONFIG_MOUNT_PATH = '/etc/agent-runtime';
 export const CONFIG_FILE_KEY = 'agent-config.json';
+/** Key of the shared peer list in a cluster's peers ConfigMap (a mesh). */
+export const PEERS_FILE_KEY = 'peers.json';
 
 /** Container requests and limits (Kubernetes quantities). */
 export interface AgentResources {
@@ -62,7 +69,7 @@ export interface AgentDeploymentProps {
   readonly agentConfigJson: string;
   /** Image pinned by tag or digest; never 'latest'. @default DEFAULT_AGENT_IMAGE */
   readonly image?: string;
-  /** Replicas (the starting point when an autoscaler is attached). @default 1 */
+  /** Replicas; left out of the Deployment once an autoscaler targets this role, since the autoscaler owns the count. @default 1 */
   readonly replicas?: number;
   /** Requests and limits. @default - 500m/512Mi requests, 1 CPU/1Gi limits */
   readonly resources?: AgentResources;
@@ -78,6 +85,10 @@ export interface AgentDeploymentProps {
   readonly podLabels?: { [key: string]: string };
   /** Numeric non-root UID the container runs as. @default 10001 */
   readonly runAsUser?: number;
+  /** Scheduling, registry, identity, env, volumes and sidecars of the pods. @default - none */
+  readonly pods?: AgentPodOptions;
+  /** A ConfigMap with the cluster's shared peers.json, projected beside agent-config.json (a mesh). @default - none: the peers are inline */
+  readonly peersConfigMapName?: string;
   /** MCP servers the role calls: a server's bearer token Secret becomes its env var (secretKeyRef). @default - none */
   readonly mcpServers?: McpServer[];
 }
@@ -99,12 +110,16 @@ export class AgentDeployment extends Construct {
   public readonly clusterName: string;
   /** Namespace, if set. */
   public readonly namespace?: string;
-  /** Replicas the Deployment starts with. */
+  /** Replicas from the props (not written when an autoscaler owns the count). */
   public readonly replicas: number;
   /** Labels selecting this role's pods. */
   public readonly selector: { [key: string]: string };
   /** The Deployment object. */
   public readonly deployment: k8s.KubeDeployment;
+  /** The ServiceAccount the pods run as. */
+  public readonly serviceAccount: k8s.KubeServiceAccount;
+  /** The PodDisruptionBudget (one pod at a time). */
+  public readonly podDisruptionBudget: k8s.KubePodDisruptionBudget;
   /** The headless gRPC Service (one A record per pod). */
   public readonly grpcService: k8s.KubeService;
   /** The ClusterIP HTTP Service. */
@@ -113,6 +128,7 @@ export class AgentDeployment extends Construct {
   public readonly configMap: k8s.KubeConfigMap;
   /** Name of the Deployment (the target of an autoscaler). */
   public readonly deploymentName: string;
+  private autoscaled = false;
 
   constructor(scope: Construct, id: string, props: AgentDeploymentProps) {
     super(scope, id);
@@ -136,10 +152,15 @@ export class AgentDeployment extends Construct {
     const apiAccess = props.apiAccess ?? [];
     const needsApi = apiAccess.length > 0;
 
-    this.validate(props, image, res, drainSeconds);
+    const pods = props.pods ?? {};
+    const reservedEnv = new Set(['AGENT_ID', 'AGENT_ROLE', 'AGENT_CONFIG_FILE', 'HTTP_PORT', 'GRPC_PORT', 'UPSTREAM_BASE_URL', 'UPSTREAM_API_KEY', 'NODE_OPTIONS']);
+    for (const server of props.mcpServers ?? []) if (server.bearerTokenEnv) reservedEnv.add(server.bearerTokenEnv);
+    this.validate(props, image, res, drainSeconds, () =>
+      podOptionProblems(pods, { env: reservedEnv, volumes: new Set(['config', 'tmp']), mountPaths: [CONFIG_MOUNT_PATH, '/tmp'], labels: new Set(Object.keys(this.selector)) }),
+    );
 
-    new KubeServiceAccount(this, 'service-account', {
-      metadata: metadata(this.role),
+    this.serviceAccount = new KubeServiceAccount(this, 'service-account', {
+      metadata: pods.serviceAccountAnnotations ? { ...metadata(this.role), annotations: pods.serviceAccountAnnotations } : metadata(this.role),
       automountServiceAccountToken: needsApi,
     });
 
@@ -175,16 +196,33 @@ export class AgentDeployment extends Construct {
       env.push({ name: 'NODE_OPTIONS', value: `--max-old-space-size=${heapMiB}` });
     }
 
-    const podLabels = { ...labels, ...(props.podLabels ?? {}) };
+    for (const [name, v] of Object.entries(pods.env ?? {})) env.push(v._toEnvVar(name));
+
+    const podLabels = { ...(pods.podLabels ?? {}), ...labels, ...(props.podLabels ?? {}) };
+    const defaultSpread: k8s.TopologySpreadConstraint[] = ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
+      topologyKey,
+      maxSkew: 1,
+      whenUnsatisfiable: 'ScheduleAnyway',
+      labelSelector: { matchLabels: this.selector },
+    }));
+    const configVolume: k8s.Volume = props.peersConfigMapName
+      ? { name: 'config', projected: { sources: [{ configMap: { name: `${this.role}-config` } }, { configMap: { name: props.peersConfigMapName } }] } }
+      : { name: 'config', configMap: { name: `${this.role}-config` } };
+    const sidecars = (pods.sidecars ?? []).map((c) => (c.securityContext ? c : { ...c, securityContext: restrictedContainerSecurityContext() }));
     this.deployment = new KubeDeployment(this, 'deployment', {
       metadata: metadata(this.role),
       spec: {
-        replicas: this.replicas,
+        // An autoscaler owns the count: a replicas field would reset its choice on every apply.
+        replicas: Lazy.any({ produce: () => (this.autoscaled ? undefined : this.replicas) }) as unknown as number,
         selector: { matchLabels: this.selector },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: k8s.IntOrString.fromNumber(0), maxSurge: k8s.IntOrString.fromNumber(1) } },
         template: {
-          metadata: { labels: podLabels },
+          metadata: pods.podAnnotations ? { labels: podLabels, annotations: pods.podAnnotations } : { labels: podLabels },
           spec: {
+            nodeSelector: pods.nodeSelector,
+            tolerations: pods.tolerations?.map((t) => ({ ...t })),
+            affinity: pods.affinity,
+            imagePullSecrets: pods.imagePullSecrets?.map((name) => ({ name })),
             serviceAccountName: this.role,
             automountServiceAccountToken: needsApi,
             enableServiceLinks: false,
@@ -197,12 +235,7 @@ export class AgentDeployment extends Construct {
               fsGroup: props.runAsUser ?? 10001,
               seccompProfile: { type: 'RuntimeDefault' },
             },
-            topologySpreadConstraints: ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'].map((topologyKey) => ({
-              topologyKey,
-              maxSkew: 1,
-              whenUnsatisfiable: 'ScheduleAnyway',
-              labelSelector: { matchLabels: this.selector },
-            })),
+            topologySpreadConstraints: pods.topologySpreadConstraints ?? defaultSpread,
             containers: [
               {
                 name: 'agent',
@@ -218,14 +251,7 @@ export class AgentDeployment extends Construct {
                   requests: { cpu: k8s.Quantity.fromString(res.cpuRequest), memory: k8s.Quantity.fromString(res.memoryRequest) },
                   limits: { cpu: k8s.Quantity.fromString(res.cpuLimit), memory: k8s.Quantity.fromString(res.memoryLimit) },
                 },
-                securityContext: {
-                  runAsNonRoot: true,
-                  allowPrivilegeEscalation: false,
-                  privileged: false,
-                  readOnlyRootFilesystem: true,
-                  capabilities: { drop: ['ALL'] },
-                  seccompProfile: { type: 'RuntimeDefault' },
-                },
+                securityContext: restrictedContainerSecurityContext(),
                 startupProbe: {
                   httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') },
                   periodSeconds: 2,
@@ -243,16 +269,11 @@ export class AgentDeployment extends Construct {
                   timeoutSeconds: 2,
                   failureThreshold: 2,
                 },
-                volumeMounts: [
-                  { name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
+                volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...(pods.volumeMounts ?? [])],
               },
+              ...sidecars,
             ],
-            volumes: [
-              { name: 'config', configMap: { name: `${this.role}-config` } },
-              { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } },
-            ],
+            volumes: [configVolume, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } }, ...(pods.volumes ?? [])],
           },
         },
       },
@@ -277,7 +298,7 @@ export class AgentDeployment extends Construct {
     });
 
     // One pod at a time may be evicted; the rolling update adds before it removes.
-    new KubePodDisruptionBudget(this, 'pdb', {
+    this.podDisruptionBudget = new KubePodDisruptionBudget(this, 'pdb', {
       metadata: metadata(this.role),
       spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selector } },
     });
@@ -305,19 +326,46 @@ export class AgentDeployment extends Construct {
     return peerAddress(this.role, this.namespace ?? 'default');
   }
 
+  /**
+   * Called by an autoscaler that targets this role: from then on the
+   * Deployment carries no `spec.replicas`, which the autoscaler owns.
+   * @internal
+   */
+  public _ownedByAutoscaler(): void {
+    this.autoscaled = true;
+  }
+
+  /** True when an HPA or ScaledObject owns the replica count. */
+  public get isAutoscaled(): boolean {
+    return this.autoscaled;
+  }
+
   /** The pod template's ApiObject, for escape-hatch patches. */
   public get apiObject(): ApiObject {
     return this.deployment;
   }
 
-  private validate(props: AgentDeploymentProps, image: string, res: Required<AgentResources>, drainSeconds: number): void {
-    const path = this.node.path;
-    const fail = (field: string, problem: string, fix: string) => `[${path}] ${field}: ${problem}. Fix: ${fix}.`;
+  private validate(
+    props: AgentDeploymentProps,
+    image: string,
+    res: Required<AgentResources>,
+    drainSeconds: number,
+    podProblems: () => string[],
+  ): void {
+    const fail = problem;
     Node.of(this).addValidation({
       validate: () => {
-        const errors: string[] = [];
+        const errors: string[] = podProblems();
+        if (props.upstream && !renderedConfigProps.has(props)) errors.push(...upstreamProblems(props.upstream, 'upstream'));
+        if (props.peersConfigMapName !== undefined && !isDnsSubdomain(props.peersConfigMapName)) {
+          errors.push(fail('peersConfigMapName', `'${props.peersConfigMapName}' is not a valid ConfigMap name`, 'use lower-case letters, digits, dashes and dots'));
+        }
         if (!isDnsLabel(this.role)) errors.push(fail('role', `'${this.role}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
-        if (!Number.isInteger(this.replicas) || this.replicas < 0) errors.push(fail('replicas', `${this.replicas} is not a whole number >= 0`, 'set replicas to 1 or more'));
+        // AgentCluster checks its roles' replicas itself (an autoscaled role's count comes from the autoscaler).
+        if (!renderedConfigProps.has(props) && (!Number.isInteger(this.replicas) || this.replicas < 0)) errors.push(fail('replicas', `${this.replicas} is not a whole number >= 0`, 'set replicas to 1 or more'));
+        if (!Number.isInteger(props.runAsUser ?? 10001) || (props.runAsUser ?? 10001) < 1) {
+          errors.push(fail('runAsUser', `${props.runAsUser} is not a non-root UID`, 'use a whole number >= 1, e.g. 10001'));
+        }
         errors.push(...imageProblems(image).map((p) => fail('image', p, `pin a version, e.g. '${DEFAULT_AGENT_IMAGE}' or 'repo/image@sha256:<digest>'`)));
         for (const kind of ['cpu', 'memory'] as const) {
           const reqText = kind === 'cpu' ? res.cpuRequest : res.memoryRequest;
@@ -330,7 +378,7 @@ export class AgentDeployment extends Construct {
             errors.push(fail(`resources.${kind}Request`, `request ${reqText} exceeds limit ${limText}`, `lower ${kind}Request or raise ${kind}Limit`));
           }
         }
-        if (!(drainSeconds >= 0)) errors.push(fail('drainSeconds', `${drainSeconds} is negative`, 'set 0 or more seconds'));
+        if (!(Number.isInteger(drainSeconds) && drainSeconds >= 0)) errors.push(fail('drainSeconds', `${drainSeconds} is not a whole number >= 0`, 'set 0 or more whole seconds'));
         if (!renderedConfigProps.has(props)) {
           try {
             JSON.parse(props.agentConfigJson);
@@ -361,18 +409,6 @@ export class AgentDeployment extends Construct {
   }
 }
 
-/** Why an image reference is not pinned, if it is not. */
-export function imageProblems(image: string): string[] {
-  if (/@sha256:[0-9a-f]{64}$/.test(image)) return [];
-  const lastSlash = image.lastIndexOf('/');
-  const colon = image.indexOf(':', lastSlash + 1);
-  if (colon < 0) return [`'${image}' has no tag or digest`];
-  const tag = image.slice(colon + 1);
-  if (tag === 'latest') return [`'${image}' uses the mutable tag 'latest'`];
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return [`'${image}' has an invalid tag '${tag}'`];
-  return [];
-}
-
 /** The API server refuses a ConfigMap whose data is over 1 MiB. */
 const MAX_CONFIGMAP_BYTES = 1024 * 1024;
 
@@ -383,4 +419,35 @@ const MAX_CONFIGMAP_BYTES = 1024 * 1024;
  */
 function configByteLength(json: string): number {
   return json.length * 3 <= MAX_CONFIGMAP_BYTES ? json.length : Buffer.byteLength(json, 'utf8');
+}
+
+const PRIVATE_HOST = /^(localhost|127\.\d+\.\d+\.\d+|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(1[6-9]|2\d|3[01])\.\d+\.\d+|\[::1\]|\[f[cd][0-9a-f]*:.*\])$/;
+
+/** True for a host that only resolves inside the cluster or a private network. */
+function isPrivateHost(host: string): boolean {
+  return PRIVATE_HOST.test(host) || !host.includes('.') || /\.(svc|cluster\.local|local|internal)$/.test(host);
+}
+
+/** What the runtime or the API server would refuse in an upstream, one line each (fields under `field`). */
+export function upstreamProblems(u: AgentUpstream, field: string): string[] {
+  const out: string[] = [];
+  let url: URL | undefined;
+  try {
+    url = new URL(u.baseUrl);
+  } catch {
+    out.push(problem(`${field}.baseUrl`, `'${u.baseUrl}' is not a URL`, "write the OpenAI-compatible base URL, e.g. 'https://api.example.com/v1'"));
+  }
+  if (url && url.protocol !== 'https:' && url.protocol !== 'http:') {
+    out.push(problem(`${field}.baseUrl`, `'${u.baseUrl}' uses ${url.protocol} and the runtime speaks only http(s)`, 'use an https:// URL'));
+  } else if (url && url.protocol === 'http:' && !isPrivateHost(url.hostname)) {
+    out.push(problem(`${field}.baseUrl`, `'${u.baseUrl}' is plain http to the public host ${url.hostname}, so the API key would travel in clear text`, 'use https://, or an in-cluster gateway (a *.svc host)'));
+  }
+  if (!isDnsSubdomain(u.apiKeySecretName)) {
+    out.push(problem(`${field}.apiKeySecretName`, `'${u.apiKeySecretName}' is not a valid Secret name`, 'use lower-case letters, digits, dashes and dots (a DNS subdomain)'));
+  }
+  const key = u.apiKeySecretKey ?? 'api-key';
+  if (!/^[-._a-zA-Z0-9]{1,253}$/.test(key)) {
+    out.push(problem(`${field}.apiKeySecretKey`, `'${key}' is not a valid Secret key`, 'use letters, digits, - _ .'));
+  }
+  return out;
 }

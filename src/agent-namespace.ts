@@ -126,10 +126,10 @@ export class AgentNamespace extends Construct {
       });
     }
 
-    const path = this.node.path;
+    // cdk8s prints the construct path before each line
     Node.of(this).addValidation({
       validate: () =>
-        isDnsLabel(this.name) ? [] : [`[${path}] name: '${this.name}' is not a DNS label. Fix: use lower-case letters, digits and dashes, at most 63 characters.`],
+        isDnsLabel(this.name) ? [] : [`name: '${this.name}' is not a DNS label. Fix: use lower-case letters, digits and dashes, at most 63 characters.`],
     });
   }
 }

@@ -1,6 +1,7 @@
-import { AutoscalingSpec } from './agent-autoscaler';
+import { Autoscaling } from './agent-autoscaler';
 import { ApiAccessRule, AgentResources } from './agent-deployment';
 import { McpServer } from './mcp-server';
+import { AgentPodOptions } from './pod-options';
 import { ResponseSchema } from './response-schema';
 
 /** What a role does in its topology. */
@@ -35,10 +36,10 @@ export interface AgentRoleSpec {
   readonly name: string;
   /** What a worker does. @default WorkerKind.GENERAL */
   readonly workerKind?: WorkerKind;
-  /** Fixed replica count, or the autoscaler's starting point. @default - 3 for a coordinator, 2 otherwise */
+  /** Fixed replica count for a role without an autoscaler (an autoscaled role is sized by its minReplicas). @default - 3 for a coordinator, 2 otherwise */
   readonly replicas?: number;
-  /** Autoscaling for this role. @default - the coordinator HPA for coordinators, the queue-depth HPA for task executors, none otherwise */
-  readonly autoscaling?: AutoscalingSpec;
+  /** Autoscaling for this role. @default - Autoscaling.resource() (CPU and memory, 3..20 pods) for coordinators, Autoscaling.resource({ minReplicas: 5, maxReplicas: 50 }) for task executors, none otherwise */
+  readonly autoscaling?: Autoscaling;
   /** Turn the default autoscaler off for this role. @default false */
   readonly disableAutoscaling?: boolean;
   /** Models this role may call; its first is the default. @default - the cluster's default model */
@@ -53,6 +54,8 @@ export interface AgentRoleSpec {
   readonly image?: string;
   /** Kubernetes API access this role needs (read-only). @default - none: no token is mounted */
   readonly apiAccess?: ApiAccessRule[];
+  /** Pod shaping for this role, on top of the cluster's `pods`. @default - the cluster's */
+  readonly pods?: AgentPodOptions;
   /** The role's system prompt, sent first on every model call it makes (at most 32768 characters); only for roles that call models (workers, mesh peers). @default - none */
   readonly instructions?: string;
   /** Sampling temperature (0 to 2) of the role's model calls unless a task sets one; needs `instructions`. @default - the upstream's default */

@@ -6,5 +6,7 @@ export * from './topology';
 export * from './agent-namespace';
 export * from './agent-deployment';
 export * from './agent-autoscaler';
+export * from './agent-monitoring';
+export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';
 export * from './agent-cluster';

@@ -38,15 +38,15 @@ export class PriorityClass extends Construct {
       preemptionPolicy: preemption,
       description: props.description,
     });
-    const path = this.node.path;
+    // cdk8s prints the construct path before each line
     Node.of(this).addValidation({
       validate: () => {
         const errors: string[] = [];
         if (!Number.isInteger(props.value) || props.value > 1_000_000_000 || props.value < -2_147_483_648) {
-          errors.push(`[${path}] value: ${props.value} is out of range. Fix: use a whole number up to 1000000000 (higher values are reserved for system classes).`);
+          errors.push(`value: ${props.value} is out of range. Fix: use a whole number up to 1000000000 (higher values are reserved for system classes).`);
         }
         if (!['PreemptLowerPriority', 'Never'].includes(preemption)) {
-          errors.push(`[${path}] preemptionPolicy: '${preemption}' is unknown. Fix: use 'PreemptLowerPriority' or 'Never'.`);
+          errors.push(`preemptionPolicy: '${preemption}' is unknown. Fix: use 'PreemptLowerPriority' or 'Never'.`);
         }
         return errors;
       },

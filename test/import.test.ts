@@ -35,7 +35,7 @@ test('the committed dist/*.k8s.yaml match a fresh synth of the example app', () 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dist-'));
   buildExampleApp(dir).synth();
   const files = readdirSync(dir).sort();
-  expect(files).toEqual(['hierarchical.k8s.yaml', 'hub-and-spoke.k8s.yaml', 'mesh.k8s.yaml']);
+  expect(files).toEqual(['hierarchical.k8s.yaml', 'hub-and-spoke.k8s.yaml', 'mesh.k8s.yaml', 'production.k8s.yaml']);
   for (const f of files) {
     const committed = readFileSync(path.join(__dirname, '..', 'dist', f), 'utf8');
     expect({ file: f, same: readFileSync(path.join(dir, f), 'utf8') === committed }).toEqual({ file: f, same: true });

@@ -20,9 +20,9 @@ function bothWays(build: () => Chart[]): { direct: unknown[]; viaL1: unknown[] }
   return { direct: synth(true), viaL1: synth(false) };
 }
 
-test('the three example topologies: written directly = written through the L1 classes', () => {
+test('the example app (three topologies and the production example): written directly = written through the L1 classes', () => {
   const { direct, viaL1 } = bothWays(() => buildExampleApp(Testing.app().outdir).charts);
-  expect(direct).toHaveLength(3);
+  expect(direct).toHaveLength(4);
   expect(direct).toEqual(viaL1);
 });
 

@@ -1,4 +1,4 @@
-import { agentConfigErrors, podTemplates, restrictedViolations, synthTopology, TOPOLOGY_CHARTS, validateK8s } from './support/manifests';
+import { agentConfigErrors, podTemplates, resolvePeers, restrictedViolations, synthTopology, TOPOLOGY_CHARTS, validateK8s } from './support/manifests';
 
 describe.each(Object.keys(TOPOLOGY_CHARTS))('%s manifests', (topology) => {
   const objs = synthTopology(topology);
@@ -91,10 +91,13 @@ describe.each(Object.keys(TOPOLOGY_CHARTS))('%s manifests', (topology) => {
   });
 
   test("every role's agent config validates against the runtime's schema", () => {
-    const cms = objs.filter((o) => o.kind === 'ConfigMap');
+    const cms = objs.filter((o) => o.kind === 'ConfigMap' && o.data['agent-config.json']);
     expect(cms.length).toBe(podTemplates(objs).length);
     for (const cm of cms) {
-      const config = JSON.parse(cm.data['agent-config.json']);
+      const written = JSON.parse(cm.data['agent-config.json']);
+      expect({ cm: cm.metadata.name, errors: agentConfigErrors(written) }).toEqual({ cm: cm.metadata.name, errors: [] });
+      // with the shared peer list in place, as the runtime reads it
+      const config = resolvePeers(written, objs);
       expect({ cm: cm.metadata.name, errors: agentConfigErrors(config) }).toEqual({ cm: cm.metadata.name, errors: [] });
       expect(config.topology).toBe(topology);
       // the catalog slice covers every allowed model and its fallbacks
@@ -138,14 +141,14 @@ test('hierarchical: a supervisor advertises the roles below it (peers[].roles); 
 
 test.each(Object.keys(TOPOLOGY_CHARTS))("%s: every role's config carries the cluster's default model as models.clusterDefault", (topology) => {
   const objs = synthTopology(topology);
-  const configs = objs.filter((o) => o.kind === 'ConfigMap').map((o) => JSON.parse(o.data['agent-config.json']));
+  const configs = objs.filter((o) => o.kind === 'ConfigMap' && o.data?.['agent-config.json']).map((o) => JSON.parse(o.data['agent-config.json']));
   expect(configs.length).toBeGreaterThan(1);
   // data-retrieval's own default is gemini; the cluster's stays gpt-4.1 everywhere
   expect(configs.find((c) => c.role === 'data-retrieval').models.default).toBe('gemini-2.5-flash');
   for (const c of configs) expect([c.role, c.models.clusterDefault]).toEqual([c.role, 'gpt-4.1']);
 });
 
-test('the hub coordinator gets the reference HPA and task executors the queue-depth HPA', () => {
+test('default autoscalers use Resource metrics only (metrics-server): the coordinator 3..20, task executors 5..50', () => {
   const objs = synthTopology('hub-and-spoke');
   const hpa = (name: string) => objs.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === name)!;
   const coord = hpa('coordinator').spec;
@@ -153,7 +156,6 @@ test('the hub coordinator gets the reference HPA and task executors the queue-de
   expect(coord.metrics).toEqual([
     { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } },
     { type: 'Resource', resource: { name: 'memory', target: { type: 'Utilization', averageUtilization: 80 } } },
-    { type: 'Pods', pods: { metric: { name: 'http_requests_per_second' }, target: { type: 'AverageValue', averageValue: '100' } } },
   ]);
   expect(coord.behavior).toEqual({
     scaleDown: { stabilizationWindowSeconds: 300, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 10, periodSeconds: 60 }] },
@@ -168,8 +170,26 @@ test('the hub coordinator gets the reference HPA and task executors the queue-de
   });
   const task = hpa('task-executor-a').spec;
   expect([task.minReplicas, task.maxReplicas]).toEqual([5, 50]);
-  expect(task.metrics).toEqual([
-    { type: 'External', external: { metric: { name: 'task_queue_depth', selector: { matchLabels: { queue: 'agent-tasks' } } }, target: { type: 'AverageValue', averageValue: '10' } } },
-  ]);
+  expect(task.metrics).toEqual(coord.metrics);
   expect(objs.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === 'validation')).toBeUndefined();
+  for (const o of objs.filter((x) => x.kind === 'HorizontalPodAutoscaler')) {
+    for (const m of o.spec.metrics) expect(m.type).toBe('Resource');
+  }
+});
+
+test.each(Object.keys(TOPOLOGY_CHARTS))('%s: a Deployment an autoscaler owns has no spec.replicas; the others keep theirs', (topology) => {
+  const objs = synthTopology(topology);
+  const scaled = new Set(objs.filter((o) => o.kind === 'HorizontalPodAutoscaler').map((o) => o.spec.scaleTargetRef.name));
+  expect(scaled.size).toBeGreaterThan(0);
+  for (const d of objs.filter((o) => o.kind === 'Deployment')) {
+    if (scaled.has(d.metadata.name)) expect(d.spec).not.toHaveProperty('replicas');
+    else expect(d.spec.replicas).toBeGreaterThanOrEqual(1);
+  }
+});
+
+test('the three topology examples are vanilla: no CRD-based object', () => {
+  for (const topology of Object.keys(TOPOLOGY_CHARTS)) {
+    const groups = new Set(synthTopology(topology).map((o) => o.apiVersion.split('/')[0]));
+    for (const g of groups) expect(['v1', 'apps', 'policy', 'networking.k8s.io', 'autoscaling', 'scheduling.k8s.io']).toContain(g);
+  }
 });

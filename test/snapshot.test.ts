@@ -1,5 +1,5 @@
 import { Testing } from 'cdk8s';
-import { AgentAutoscaler, AgentDeployment, AgentNamespace, PriorityClass } from '../src';
+import { AgentDeployment, AgentNamespace, AgentScaledObject, KedaTrigger, PriorityClass } from '../src';
 import { synthTopology, TOPOLOGY_CHARTS } from './support/manifests';
 
 // Snapshots of the synthesized YAML are reviewed like code when they change;
@@ -27,11 +27,11 @@ test('AgentDeployment alone', () => {
   expect(Testing.synth(chart)).toMatchSnapshot();
 });
 
-test('AgentAutoscaler queue-depth preset', () => {
+test('AgentScaledObject on task load and CPU', () => {
   const chart = Testing.chart();
-  const d = new AgentDeployment(chart, 'task-executor', { agentConfigJson: '{}' });
-  new AgentAutoscaler(chart, 'hpa', { target: d, ...AgentAutoscaler.queueDepthSpec() });
-  expect(Testing.synth(chart).filter((o: { kind: string }) => o.kind === 'HorizontalPodAutoscaler')).toMatchSnapshot();
+  const d = new AgentDeployment(chart, 'task-executor', { namespace: 'agents', agentConfigJson: '{}' });
+  new AgentScaledObject(chart, 'keda', { target: d, minReplicas: 2, maxReplicas: 30, triggers: [KedaTrigger.taskLoad(0.6), KedaTrigger.cpu(75)] });
+  expect(Testing.synth(chart).filter((o: { kind: string }) => o.kind === 'ScaledObject')).toMatchSnapshot();
 });
 
 test('PriorityClass', () => {

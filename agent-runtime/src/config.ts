@@ -126,23 +126,44 @@ export function apiKeyProblem(key: string): string | undefined {
   return undefined;
 }
 
+function readJson(file: string, field: string): unknown {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(field, `cannot read '${file}': ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(raw);
+  } catch (e) {
+    throw new ConfigError(field, `'${file}' is not JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads a config file and, when it names a `peersFile`, the peer list beside
+ * it; validates the whole as if the list were inline.
+ */
+export function loadAgentConfigFile(configFile: string): AgentConfig {
+  const json = readJson(configFile, 'AGENT_CONFIG_FILE');
+  const config = validateAgentConfig(json);
+  if (config.peersFile === undefined) return config;
+  if (config.peers.length > 0) throw new ConfigError('peers', `must be empty when peersFile ('${config.peersFile}') holds the list`);
+  const peers = readJson(path.join(path.dirname(configFile), config.peersFile), 'peersFile');
+  const { peersFile: _, ...inline } = config;
+  try {
+    return validateAgentConfig({ ...inline, peers });
+  } catch (e) {
+    if (e instanceof ConfigError && e.field.startsWith('peers')) throw new ConfigError(`peersFile (${config.peersFile}): ${e.field}`, e.message.slice(e.field.length + 2));
+    throw e;
+  }
+}
+
 /** Reads and validates everything the process needs before it serves. */
 export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): { config: AgentConfig; env: RuntimeEnv } {
   const configFile = env.AGENT_CONFIG_FILE;
   if (!configFile) throw new ConfigError('AGENT_CONFIG_FILE', 'is not set: point it at the agent-config.json the ConfigMap mounts');
-  let raw: string;
-  try {
-    raw = readFileSync(configFile, 'utf8');
-  } catch (e) {
-    throw new ConfigError('AGENT_CONFIG_FILE', `cannot read '${configFile}': ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (e) {
-    throw new ConfigError('AGENT_CONFIG_FILE', `'${configFile}' is not JSON: ${(e as Error).message}`);
-  }
-  const config = validateAgentConfig(json);
+  const config = loadAgentConfigFile(configFile);
 
   const role = env.AGENT_ROLE;
   if (!role) throw new ConfigError('AGENT_ROLE', 'is not set');

@@ -1,5 +1,5 @@
 export * from './types';
-export { ConfigError, loadRuntimeSettings, validateAgentConfig } from './config';
+export { ConfigError, loadAgentConfigFile, loadRuntimeSettings, validateAgentConfig } from './config';
 export type { AgentConfig, RuntimeEnv } from './config';
 export { startAgent } from './agent';
 export type { AgentHandle } from './agent';

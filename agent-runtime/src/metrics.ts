@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ExitReason, QueueObserver } from './coordination/admission';
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2, isolated: 3 } as const;
 
@@ -19,8 +20,16 @@ export class RuntimeMetrics {
   readonly jobs: Counter<'outcome'>;
   readonly dispatches: Counter<'peer' | 'outcome'>;
   readonly redispatches: Counter<'reason'>;
+  readonly taskCapacity: Gauge;
+  readonly tasksHeld: Gauge;
+  private readyCheck: () => boolean = () => true;
   readonly toolCalls: Counter<'server' | 'tool' | 'outcome'>;
   readonly toolLatency: Histogram<'server' | 'tool'>;
+  // ---- admission queues (issue 14): in front of callee pods and of each model's upstream calls ----
+  readonly queueLength: Gauge<'stage' | 'target'>;
+  readonly queueWait: Histogram<'stage' | 'target'>;
+  readonly queueExits: Counter<'stage' | 'target' | 'reason'>;
+  private readonly queueObservers = new Map<string, QueueObserver>();
 
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
@@ -52,6 +61,19 @@ export class RuntimeMetrics {
     this.jobs = new Counter({ name: 'agent_jobs_total', help: 'Jobs accepted on HTTP by outcome', labelNames: ['outcome'], registers });
     this.dispatches = new Counter({ name: 'agent_dispatches_total', help: 'RPCs to peers by peer role and outcome', labelNames: ['peer', 'outcome'], registers });
     this.redispatches = new Counter({ name: 'agent_redispatches_total', help: 'Tasks sent again to another peer', labelNames: ['reason'], registers });
+    // The pair an autoscaler divides: load per pod against what one pod accepts.
+    this.taskCapacity = new Gauge({ name: 'agent_task_capacity', help: 'Tasks one pod of this role accepts at once (maxInFlightTasks)', registers });
+    // Read at scrape time, so it always agrees with what /readyz answers.
+    const metrics = this;
+    new Gauge({
+      name: 'agent_ready',
+      help: '1 when this pod answers /readyz with 200, 0 while it is draining, resolving peers or has every circuit open',
+      registers,
+      collect() {
+        this.set(metrics.readyCheck() ? 1 : 0);
+      },
+    });
+    this.tasksHeld = new Gauge({ name: 'agent_tasks_held', help: 'Tasks this pod has in flight: admitted from callers, plus for each HTTP job the tasks it keeps in flight at once (fan-out)', registers });
     this.toolCalls = new Counter({
       name: 'agent_tool_calls_total',
       help: 'MCP tool calls by server, tool and outcome (ok, tool_error, timeout, unavailable, bad_arguments, unknown_tool)',
@@ -65,11 +87,46 @@ export class RuntimeMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    // admission queues: stage "callees" (target: the eligible callee roles, comma-joined) or "model" (target: the model)
+    this.queueLength = new Gauge({ name: 'agent_admission_queue_length', help: 'Tasks waiting for capacity now, by stage and target', labelNames: ['stage', 'target'], registers });
+    this.queueWait = new Histogram({
+      name: 'agent_admission_queue_wait_seconds',
+      help: 'Time a task waited for capacity before it got a slot (0 when it did not wait), by stage and target',
+      labelNames: ['stage', 'target'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.queueExits = new Counter({ name: 'agent_admission_queue_exits_total', help: 'Tasks that left or were refused without a slot: shed, deadline, cancelled, drained, full', labelNames: ['stage', 'target', 'reason'], registers });
+  }
+
+  /** The counters of one admission queue (cached: called per task). */
+  admissionQueue(stage: 'callees' | 'model', target: string): QueueObserver {
+    const id = `${stage}|${target}`;
+    let o = this.queueObservers.get(id);
+    if (!o) {
+      const length = this.queueLength.labels(stage, target);
+      const wait = this.queueWait.labels(stage, target);
+      length.set(0);
+      o = {
+        length: (n: number) => length.set(n),
+        left: (waitedMs: number, reason?: ExitReason) => {
+          if (reason) this.queueExits.inc({ stage, target, reason });
+          else wait.observe(waitedMs / 1000);
+        },
+      };
+      this.queueObservers.set(id, o);
+    }
+    return o;
   }
 
   setBreakerState(model: string, state: keyof typeof BREAKER_VALUE): void {
     this.breakerState.set({ model }, BREAKER_VALUE[state]);
     this.breakerTransitions.inc({ model, state });
+  }
+
+  /** What agent_ready reports: the same predicate as /readyz. */
+  reportReadiness(check: () => boolean): void {
+    this.readyCheck = check;
   }
 
   get contentType(): string {

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { ConfigError, loadRuntimeSettings, validateAgentConfig } from '../src/config';
 import { envFor, workerConfig } from './support/fixtures';
 
@@ -84,4 +86,41 @@ test('a worker without an upstream URL is rejected; a coordinator does not need 
 test('a missing config file and a bad port are named', () => {
   expect(configError(() => loadRuntimeSettings({ ...envFor(workerConfig()), AGENT_CONFIG_FILE: '/nonexistent/x.json' })).field).toBe('AGENT_CONFIG_FILE');
   expect(configError(() => loadRuntimeSettings({ ...envFor(workerConfig()), HTTP_PORT: 'eighty' })).field).toBe('HTTP_PORT');
+});
+
+describe('a shared peer list (peersFile, as a mesh is synthesized)', () => {
+  const peers = [
+    { role: 'a', kind: 'peer', address: 'a-grpc.agents.svc.cluster.local:50051', maxInFlightTasks: 16, models: ['gpt-4.1'] },
+    { role: 'b', kind: 'peer', address: 'b-grpc.agents.svc.cluster.local:50051', maxInFlightTasks: 8 },
+  ];
+  const withFile = (peersJson: unknown, patch: Record<string, unknown> = {}) => {
+    const env = envFor({ ...workerConfig({ kind: 'peer', topology: 'mesh' }), peers: [], peersFile: 'peers.json', ...patch });
+    if (peersJson !== undefined) writeFileSync(path.join(path.dirname(env.AGENT_CONFIG_FILE!), 'peers.json'), JSON.stringify(peersJson));
+    return env;
+  };
+
+  test('the list beside the config is read and becomes config.peers', () => {
+    const { config } = loadRuntimeSettings(withFile(peers));
+    expect(config.peers).toEqual(peers);
+    expect(config).not.toHaveProperty('peersFile');
+  });
+
+  test('a bad entry in the file is named by file and path', () => {
+    const e = configError(() => loadRuntimeSettings(withFile([{ ...peers[0], address: 'no port' }])));
+    expect(e.field).toBe('peersFile (peers.json): peers.0.address');
+    expect(e.message).toMatch(/must match pattern/);
+  });
+
+  test('a missing file is named', () => {
+    const e = configError(() => loadRuntimeSettings(withFile(undefined)));
+    expect(e.field).toBe('peersFile');
+    expect(e.message).toMatch(/cannot read '.*peers\.json'/);
+  });
+
+  test('a peer list both inline and in a file is refused, and so is a file name that leaves the directory', () => {
+    const e = configError(() => loadRuntimeSettings(withFile(peers, { peers })));
+    expect(e.field).toBe('peers');
+    expect(e.message).toMatch(/must be empty when peersFile \('peers.json'\) holds the list/);
+    expect(() => validateAgentConfig({ ...workerConfig(), peers: [], peersFile: '../etc/passwd' })).toThrow(/peersFile/);
+  });
 });

@@ -110,3 +110,28 @@ test('a draining agent finishes the tasks it holds, hands new ones back as unava
   expect(bySeq.get(2)!.error!.code).toBe('unavailable');
   expect(results).toHaveLength(2);
 });
+
+/** One sample of a gauge from the agent's /metrics text. */
+async function gauge(name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${agent.httpPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  if (!line) throw new Error(`${name} not in /metrics`);
+  return Number(line.split(' ').pop());
+}
+
+test('the load gauges the autoscaler divides: tasks held rise with admitted work and fall back; capacity is maxInFlightTasks; ready is 1', async () => {
+  expect(await gauge('agent_task_capacity')).toBe(3);
+  expect(await gauge('agent_tasks_held')).toBe(0);
+  expect(await gauge('agent_ready')).toBe(1);
+  // 4 tasks: 3 admitted (the limit), 1 handed back; polled while the 150 ms mock holds them
+  const seen: number[] = [];
+  let polling = true;
+  const poll = (async () => {
+    while (polling) seen.push(await gauge('agent_tasks_held'));
+  })();
+  await exchange([{ hop: 1, tasks: [1, 2, 3, 4].map((s) => wireTask(s)) }], 4);
+  polling = false;
+  await poll;
+  expect(Math.max(...seen)).toBe(3);
+  expect(await gauge('agent_tasks_held')).toBe(0);
+});

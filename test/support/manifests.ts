@@ -88,3 +88,42 @@ export function restrictedViolations(spec: any): string[] {
   }
   return v;
 }
+
+/** A config with its `peersFile` replaced by the list in the ConfigMap the pod projects beside it (what the runtime does at boot). */
+export function resolvePeers(config: Record<string, any>, objs: K8sObject[]): Record<string, any> {
+  if (config.peersFile === undefined) return config;
+  const cm = objs.find((o) => o.kind === 'ConfigMap' && o.data?.[config.peersFile] !== undefined && o.data?.['agent-config.json'] === undefined);
+  if (!cm) throw new Error(`no ConfigMap holds ${config.peersFile}`);
+  const { peersFile, ...rest } = config;
+  if (rest.peers.length > 0) throw new Error('peers must be empty beside peersFile');
+  return { ...rest, peers: JSON.parse(cm.data[peersFile]) };
+}
+
+/** API groups whose objects need a CRD (KEDA, Prometheus Operator). */
+export const CRD_GROUPS = new Set(['keda.sh', 'monitoring.coreos.com']);
+
+/** True for an object of a CRD rather than a built-in kind. */
+export function isCrdObject(o: K8sObject): boolean {
+  return CRD_GROUPS.has(o.apiVersion.split('/')[0]);
+}
+
+/**
+ * Validates CRD objects against the KEDA and Prometheus Operator schemas of
+ * the @kubernetes-models packages (ES modules, so in a child process).
+ * Returns one `{ kind, name, error }` per object; error is null when valid.
+ */
+export function validateCrds(objs: K8sObject[]): Array<{ kind: string; name: string; error: string | null }> {
+  const script = path.join(__dirname, 'validate-crds.mjs');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  return JSON.parse(execFileSync(process.execPath, [script], { input: JSON.stringify(objs), cwd: path.resolve(__dirname, '..', '..') }).toString('utf8'));
+}
+
+/** Validates any object: built-in kinds with kubernetes-models, CRD kinds with their CRD models. Throws with the first error. */
+export function validateAny(objs: K8sObject[]): void {
+  const crds = objs.filter(isCrdObject);
+  for (const o of objs) if (!isCrdObject(o)) validateK8s(o);
+  if (crds.length === 0) return;
+  const bad = validateCrds(crds).filter((r) => r.error !== null);
+  if (bad.length > 0) throw new Error(bad.map((b) => `${b.kind}/${b.name}: ${b.error}`).join('\n'));
+}

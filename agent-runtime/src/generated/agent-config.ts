@@ -42,6 +42,10 @@ export interface AgentConfig {
    * The roles this agent may call, one entry per edge of the topology graph leaving this role.
    */
   peers: PeerEntry[];
+  /**
+   * With peers empty: the name of a file beside this one that holds the peers array. A mesh's roles all call the same peers, so the constructs write that list once per cluster (ConfigMap <cluster>-peers, key peers.json, projected next to agent-config.json) and its manifests grow linearly with its size. The runtime reads the file at boot and validates it as peers.
+   */
+  peersFile?: string;
   fanOut: {
     /**
      * Tasks of one job in flight to peers at once (the article's semaphore of 5).

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { peerHost } from '../config';
 export interface EnvVar {
   name: string;
   value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+  valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string; optional?: boolean } };
 }
 interface Manifest {
   kind?: string;
@@ -20,7 +20,7 @@ interface Manifest {
     template?: {
       spec?: {
         containers?: Array<{ env?: EnvVar[]; volumeMounts?: Array<{ name: string; mountPath: string }> }>;
-        volumes?: Array<{ name: string; configMap?: { name: string } }>;
+        volumes?: Array<{ name: string; configMap?: { name: string }; projected?: { sources?: Array<{ configMap?: { name: string } }> } }>;
       };
     };
   };
@@ -32,6 +32,8 @@ export interface LocalRole {
   readonly namespace: string;
   readonly env: readonly EnvVar[];
   readonly configJson: string;
+  /** Every file of the config volume (agent-config.json and, in a mesh, the shared peers.json), by name. */
+  readonly configFiles: Readonly<Record<string, string>>;
   readonly entry: boolean;
 }
 
@@ -74,6 +76,11 @@ export interface LocalClusterOptions {
   readonly nodeArgs?: readonly string[];
   /** How long to wait for every /readyz. @default 20000 */
   readonly readyTimeoutMs?: number;
+  /**
+   * MCP server name → URL every role uses instead of its config's (e.g. the
+   * in-cluster docs server → a local `agent-runtime mcp-docs`). @default none
+   */
+  readonly mcpUrls?: Readonly<Record<string, string>>;
 }
 
 export interface LocalCluster {
@@ -98,11 +105,18 @@ export function readRoles(file: string): LocalRole[] {
     const name = d.metadata?.name ?? '';
     const pod = d.spec?.template?.spec;
     const container = pod?.containers?.[0];
-    const volume = pod?.volumes?.find((v) => v.configMap);
-    const cm = volume?.configMap ? configMaps.get(volume.configMap.name) : undefined;
-    const configJson = cm?.data?.['agent-config.json'];
+    // The config volume: one ConfigMap, or (a mesh) the role's ConfigMap and the cluster's peer list projected together.
+    const volume = pod?.volumes?.find((v) => v.name === 'config') ?? pod?.volumes?.find((v) => v.configMap);
+    const sources = volume?.projected ? (volume.projected.sources ?? []).map((s) => s.configMap?.name) : [volume?.configMap?.name];
+    const configFiles: Record<string, string> = {};
+    for (const cmName of sources) {
+      const cm = cmName ? configMaps.get(cmName) : undefined;
+      if (cmName && !cm) throw new Error(`${file}: Deployment '${name}' mounts ConfigMap '${cmName}', which is not in the file`);
+      Object.assign(configFiles, cm?.data ?? {});
+    }
+    const configJson = configFiles['agent-config.json'];
     if (!container || !configJson) throw new Error(`${file}: Deployment '${name}' has no container or no ConfigMap with agent-config.json`);
-    roles.push({ name, namespace: d.metadata?.namespace ?? 'default', env: container.env ?? [], configJson, entry: (JSON.parse(configJson) as { entry?: boolean }).entry === true });
+    roles.push({ name, namespace: d.metadata?.namespace ?? 'default', env: container.env ?? [], configJson, configFiles, entry: (JSON.parse(configJson) as { entry?: boolean }).entry === true });
   }
   if (roles.length === 0) throw new Error(`${file}: no Deployments found`);
   return roles;
@@ -179,9 +193,21 @@ export function containerEnv(role: string, vars: readonly EnvVar[], podName: str
         throw new Error(`${v.name} comes from Secret '${v.valueFrom.secretKeyRef.name}' (key '${v.valueFrom.secretKeyRef.key}'): set UPSTREAM_API_KEY in the environment for local mode`);
       }
       env[v.name] = apiKey;
+    } else if (v.valueFrom?.configMapKeyRef?.optional) {
+      // An optional key of a ConfigMap that is not in the manifests: the pod would start without it too.
+      continue;
     } else throw new Error(`Deployment '${role}': env ${v.name} uses a source local mode cannot provide`);
   }
   return env;
+}
+
+/** A role's config JSON with the URLs of the named MCP servers replaced (others, and roles without tools, unchanged). */
+export function withMcpUrls(configJson: string, urls: Readonly<Record<string, string>>): string {
+  const config = JSON.parse(configJson) as { tools?: { mcpServers?: Array<{ name: string; url: string }> } };
+  const servers = config.tools?.mcpServers ?? [];
+  if (!servers.some((s) => urls[s.name] !== undefined)) return configJson;
+  for (const s of servers) if (urls[s.name] !== undefined) s.url = urls[s.name];
+  return JSON.stringify(config);
 }
 
 /**
@@ -218,8 +244,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS)/.test(k)) baseEnv[k] = v;
   }
   for (const p of plan) {
-    const configFile = path.join(dir, `${p.role.name}.json`);
-    writeFileSync(configFile, p.role.configJson);
+    const roleDir = path.join(dir, p.role.name);
+    mkdirSync(roleDir, { recursive: true });
+    for (const [fileName, text] of Object.entries(p.role.configFiles)) {
+      writeFileSync(path.join(roleDir, fileName), fileName === 'agent-config.json' && opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text);
+    }
+    const configFile = path.join(roleDir, 'agent-config.json');
     const podName = `${p.role.name}-${p.replica}`;
     const env: NodeJS.ProcessEnv = { ...baseEnv, ...containerEnv(p.role.name, p.role.env, podName, apiKey) };
     Object.assign(env, {
@@ -307,8 +337,19 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       'replicas': { type: 'string', default: '1' },
       // e.g. --node-arg=--cpu-prof: a flag for every agent process
       'node-arg': { type: 'string', multiple: true },
+      // e.g. --mcp-url docs=http://127.0.0.1:8765/mcp
+      'mcp-url': { type: 'string', multiple: true },
     },
   });
+  const mcpUrls: Record<string, string> = {};
+  for (const pair of values['mcp-url'] ?? []) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || !/^https?:\/\//.test(pair.slice(at + 1))) {
+      process.stderr.write(`agent-runtime local: --mcp-url must be <server name>=<http(s) URL>, got '${pair}'\n`);
+      process.exit(2);
+    }
+    mcpUrls[pair.slice(0, at)] = pair.slice(at + 1);
+  }
   if (!values.manifests || !values['upstream-url']) {
     process.stderr.write('agent-runtime local: --manifests <file> and --upstream-url <url> are required\n');
     process.exit(2);
@@ -320,7 +361,7 @@ export async function runLocalCli(argv: string[]): Promise<void> {
   }
   let cluster: LocalCluster;
   try {
-    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [] });
+    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls });
   } catch (e) {
     process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
     process.exit(1);

@@ -1,3 +1,21 @@
+// The mock upstream's answers to tools and structured output, deterministic
+// (markers are looked for in the request's user messages):
+// - A request that offers `tools` gets `tool_calls` when a user message
+//   carries `[[tool:NAME {json args}]]` markers (one call per marker, any
+//   NAME, offered or not), or else when the last user message asks to
+//   "look up" or "find" something and an offered tool has "search" in its
+//   name (called with its first required string parameter set to that
+//   message). Call ids are `call_<round>_<n>`.
+// - Once the last message is a tool result, the answer is
+//   `tools:<sha256 prefix> ` followed by the tool results of that round
+//   joined by ` | `, so a test can see them fed back; with `[[tools:loop]]`
+//   in a user message the mock asks for the same tools again instead, forever.
+// - A request with `response_format` json_schema gets a JSON answer that
+//   matches the schema (the smallest value each keyword allows, strings
+//   "mock"); `[[bad-json]]` makes the answer not JSON, `[[bad-schema]]`
+//   makes it JSON of the wrong type.
+// The code is in toolReply / structuredReply at the end of the file.
+
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
@@ -139,23 +157,7 @@ type Reply = { content: string } | { toolCalls: Array<{ id: string; type: 'funct
  * answer is derived from the prompt (`echo:<sha256 prefix>`) so a test can
  * tell which task an answer belongs to; usage is a deterministic count
  * (whitespace-separated words + 4 per message), cheap enough for benchmarks.
- *
- * Tools and structured answers, deterministically (markers are looked for
- * in the request's user messages):
- * - A request that offers `tools` gets `tool_calls` when a user message
- *   carries `[[tool:NAME {json args}]]` markers (one call per marker, any
- *   NAME, offered or not), or else when the last user message asks to
- *   "look up" or "find" something and an offered tool has "search" in its
- *   name (called with its first required string parameter set to that
- *   message). Call ids are `call_<round>_<n>`.
- * - Once the last message is a tool result, the answer is
- *   `tools:<sha256 prefix> ` followed by the tool results of that round
- *   joined by ` | `, so a test can see them fed back; with `[[tools:loop]]`
- *   in a user message the mock asks for the same tools again instead, forever.
- * - A request with `response_format` json_schema gets a JSON answer that
- *   matches the schema (the smallest value each keyword allows, strings
- *   "mock"); `[[bad-json]]` makes the answer not JSON, `[[bad-schema]]`
- *   makes it JSON of the wrong type.
+ * Tools and structured answers follow the rules at the top of this file.
  */
 export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockUpstream> {
   let behaviour: MockBehaviour = { ...opts };
