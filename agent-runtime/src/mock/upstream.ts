@@ -28,7 +28,7 @@ import { REVISION_MARKER, VERDICT_INSTRUCTION } from '../workflow/verdict';
 //   the verdict instruction the workflow engine adds (VERDICT_INSTRUCTION, for
 //   workers that do not send response_format). It is answered with a verdict
 //   judged on its last user message (one carrying `[[bad-json]]` or
-//   `[[bad-schema]]` is left to the generic json_schema answer below):
+//   `[[bad-schema]]` is left to the structured-answer rule above):
 //     contains `REJECT-ALWAYS`  → {"pass": false, "feedback": "mock: REJECT-ALWAYS asks for another round"}
 //     contains `NOT-A-VERDICT`  → plain text, not a verdict
 //     contains `draft-v1`       → {"pass": false, "feedback": "mock: draft-v1 needs a concrete example"}
