@@ -61,8 +61,9 @@ afterAll(async () => {
   await flaky.close();
 });
 
-const INSTRUCTIONS = 'You are the validation agent. Answer only with a verdict.';
-const VERDICT = { name: 'verdict', schema: { type: 'object', additionalProperties: false, required: ['pass', 'feedback'], properties: { pass: { type: 'boolean' }, feedback: { type: 'string' } } } };
+const INSTRUCTIONS = 'You are the data-retrieval agent. Answer with the facts you found.';
+// not verdict-shaped (pass/feedback): the mock answers those by the workflow rules
+const FACTS = { name: 'facts', schema: { type: 'object', additionalProperties: false, required: ['facts', 'confident'], properties: { facts: { type: 'array', items: { type: 'string' } }, confident: { type: 'boolean' } } } };
 
 function agent(opts: { behavior?: RoleBehavior; tools?: RoleTools; catalog?: ReturnType<typeof referenceCatalog>; metrics?: RuntimeMetrics } = {}) {
   const metrics = opts.metrics ?? new RuntimeMetrics();
@@ -132,15 +133,15 @@ describe('instructions and call defaults', () => {
 
 describe('structured answers', () => {
   test("the role's schema goes out as response_format json_schema (strict) and a matching answer passes", async () => {
-    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: VERDICT } }).execute(ask('judge this'), soon());
-    expect(sent()[0].response_format).toEqual({ type: 'json_schema', json_schema: { name: 'verdict', schema: VERDICT.schema, strict: true } });
+    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: FACTS } }).execute(ask('judge this'), soon());
+    expect(sent()[0].response_format).toEqual({ type: 'json_schema', json_schema: { name: 'facts', schema: FACTS.schema, strict: true } });
     expect(r.ok).toBe(true);
-    expect(JSON.parse(r.content!)).toEqual({ pass: true, feedback: 'mock' });
+    expect(JSON.parse(r.content!)).toEqual({ facts: ['mock'], confident: true });
   });
 
   test("a task's responseSchema overrides the role's", async () => {
     const count = { name: 'count', schema: { type: 'object', required: ['n'], properties: { n: { type: 'integer', minimum: 3 } } } };
-    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: VERDICT } }).execute(ask('count', { responseSchema: count }), soon());
+    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: FACTS } }).execute(ask('count', { responseSchema: count }), soon());
     expect(sent()[0].response_format?.json_schema?.name).toBe('count');
     expect(JSON.parse(r.content!)).toEqual({ n: 3 });
   });
@@ -149,11 +150,11 @@ describe('structured answers', () => {
     ['[[bad-json]]', /is not JSON/],
     ['[[bad-schema]]', /does not match the schema: \/ must be object/],
   ])('an answer that fails (%s) ends the task bad_response, naming the schema and the failure; its spend is counted', async (marker, why) => {
-    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: VERDICT } }).execute(ask(`judge ${marker}`), soon());
+    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: FACTS } }).execute(ask(`judge ${marker}`), soon());
     expect(r.ok).toBe(false);
     expect(r.error!.code).toBe('bad_response');
     expect(r.error!.message).toMatch(why);
-    expect(r.error!.message).toContain("response schema 'verdict'");
+    expect(r.error!.message).toContain("response schema 'facts'");
     expect(r.costUsd).toBeGreaterThan(0);
     expect(r.attempts).toBe(1);
     expect(mock.stats().calls).toBe(1); // not retried, not sent to a fallback
@@ -388,10 +389,10 @@ describe('tools over MCP', () => {
   });
 
   test('tools and a structured answer together: tools first, then the JSON answer is checked', async () => {
-    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: VERDICT }, tools: toolsOf([docsServer()]) }).execute(ask('[[tool:docs__search_docs {"query":"quota"}]]'), soon());
+    const r = await agent({ behavior: { instructions: INSTRUCTIONS, responseSchema: FACTS }, tools: toolsOf([docsServer()]) }).execute(ask('[[tool:docs__search_docs {"query":"quota"}]]'), soon());
     expect(r.ok).toBe(true);
     expect(r.toolCalls).toHaveLength(1);
-    expect(JSON.parse(r.content!)).toEqual({ pass: true, feedback: 'mock' });
-    expect(sent().every((req) => req.response_format?.json_schema?.name === 'verdict')).toBe(true);
+    expect(JSON.parse(r.content!)).toEqual({ facts: ['mock'], confident: true });
+    expect(sent().every((req) => req.response_format?.json_schema?.name === 'facts')).toBe(true);
   });
 });

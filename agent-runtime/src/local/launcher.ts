@@ -74,7 +74,11 @@ export interface LocalClusterOptions {
   readonly logs?: 'inherit' | 'ignore';
   /** Extra Node.js flags for every agent process (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
   readonly nodeArgs?: readonly string[];
-  /** How long to wait for every /readyz. @default 20000 */
+  /**
+   * How long to wait for every /readyz. Each agent loads its tokenizer tables
+   * at boot (about 1 s alone); on a loaded 2-core machine a whole topology
+   * has taken 25 s, so the default leaves room. @default 60000
+   */
   readonly readyTimeoutMs?: number;
   /**
    * MCP server name → URL every role uses instead of its config's (e.g. the
@@ -289,7 +293,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 20000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60000);
   const pending = new Set(agents);
   while (pending.size > 0) {
     if (bootErrors.length > 0) {
@@ -298,7 +302,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`local cluster not ready after ${opts.readyTimeoutMs ?? 20000} ms: ${[...pending].map((a) => a.name).join(', ')}`);
+      throw new Error(`local cluster not ready after ${opts.readyTimeoutMs ?? 60000} ms: ${[...pending].map((a) => a.name).join(', ')}`);
     }
     for (const a of [...pending]) {
       try {
