@@ -133,6 +133,7 @@ export class AgentCluster extends Construct {
   private readonly capacityCache = new Map<readonly string[], number>();
   private readonly sizedCache = new Map<readonly string[], boolean>();
   private readonly modelsCache = new Map<string, string[]>();
+  private readonly rolesCache = new Map<string, string[]>();
   private readonly defaultModel: string;
 
   constructor(scope: Construct, id: string, props: AgentClusterProps) {
@@ -316,6 +317,24 @@ export class AgentCluster extends Construct {
     return models;
   }
 
+  /**
+   * Roles a task may name when sent to `role`: the role itself and, when it
+   * calls other roles (a supervisor), every role below it.
+   */
+  private rolesThrough(role: string, seen: Set<string> = new Set()): string[] {
+    const cached = this.rolesCache.get(role);
+    if (cached) return cached;
+    const r = this.topology.roleNamed(role)!;
+    const roles = new Set([role]);
+    if (r.kind === AgentKind.SUPERVISOR) {
+      seen.add(role);
+      for (const c of this.topology.calleesOf(role)) if (!seen.has(c)) this.rolesThrough(c, seen).forEach((x) => roles.add(x));
+    }
+    const out = [...roles];
+    this.rolesCache.set(role, out);
+    return out;
+  }
+
   /** Tasks `callees` can hold at once at their declared replicas: replicas × maxInFlightTasks, summed. */
   private capacityOf(callees: readonly string[]): number {
     let capacity = this.capacityCache.get(callees);
@@ -368,7 +387,8 @@ export class AgentCluster extends Construct {
         maxDelayMs: props.retryMaxDelayMs ?? 5000,
         attemptTimeoutMs: props.attemptTimeoutMs ?? 15000,
       },
-      models: { default: known[0] ?? models[0], allowed: known.length > 0 ? known : models },
+      // clusterDefault: what the entry gives a task naming neither model nor role
+      models: { default: known[0] ?? models[0], clusterDefault: this.defaultModel, allowed: known.length > 0 ? known : models },
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
       ...this.renderBehaviour(r, props),
@@ -383,12 +403,15 @@ export class AgentCluster extends Construct {
     const callees = this.topology._callees(role);
     let peersJson = this.peersJsonCache.get(callees);
     if (peersJson === undefined) {
+      const kindOf = (name: string) => this.topology.roleNamed(name)!.kind;
       const peers = callees.map((c): PeerEntry => ({
         role: c,
-        kind: this.topology.roleNamed(c)!.kind,
+        kind: kindOf(c),
         address: peerAddress(c, this.namespace),
         maxInFlightTasks: this.capacities.get(c)!.inFlight,
         models: this.modelsThrough(c),
+        // only a supervisor reaches more than itself; absent means its own role
+        ...(kindOf(c) === AgentKind.SUPERVISOR ? { roles: this.rolesThrough(c) } : {}),
       }));
       peersJson = JSON.stringify(peers, null, 2);
       this.peersJsonCache.set(callees, peersJson);

@@ -129,6 +129,25 @@ test('hierarchical: each supervisor advertises the models of its own workers', (
   ]);
 });
 
+test('hierarchical: a supervisor advertises the roles below it (peers[].roles); a worker callee advertises none (its own role)', () => {
+  const objs = synthTopology('hierarchical');
+  const config = (name: string) => JSON.parse(objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `${name}-config`)!.data['agent-config.json']);
+  expect(config('coordinator').peers.map((p: { role: string; roles?: string[] }) => [p.role, p.roles])).toEqual([
+    ['execution-supervisor', ['execution-supervisor', 'task-executor-a', 'task-executor-b']],
+    ['quality-supervisor', ['quality-supervisor', 'data-retrieval', 'validation']],
+  ]);
+  for (const p of config('quality-supervisor').peers) expect(p.roles).toBeUndefined();
+});
+
+test.each(Object.keys(TOPOLOGY_CHARTS))("%s: every role's config carries the cluster's default model as models.clusterDefault", (topology) => {
+  const objs = synthTopology(topology);
+  const configs = objs.filter((o) => o.kind === 'ConfigMap' && o.data?.['agent-config.json']).map((o) => JSON.parse(o.data['agent-config.json']));
+  expect(configs.length).toBeGreaterThan(1);
+  // data-retrieval's own default is gemini; the cluster's stays gpt-4.1 everywhere
+  expect(configs.find((c) => c.role === 'data-retrieval').models.default).toBe('gemini-2.5-flash');
+  for (const c of configs) expect([c.role, c.models.clusterDefault]).toEqual([c.role, 'gpt-4.1']);
+});
+
 test('default autoscalers use Resource metrics only (metrics-server): the coordinator 3..20, task executors 5..50', () => {
   const objs = synthTopology('hub-and-spoke');
   const hpa = (name: string) => objs.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === name)!;

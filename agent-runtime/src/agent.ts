@@ -9,13 +9,14 @@ import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { runBounded } from './coordination/run-bounded';
 import { agentService, ExecuteRequest, ExecuteResponse, fromWireTask, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult, WireTask } from './grpc/service';
-import { parseJob, RequestError, resultJson } from './http/jobs';
+import { chainWindowFor, parseJob, RequestError, resultJson, workflowJson } from './http/jobs';
 import { InferenceExecutor } from './inference/executor';
 import { createLogger, Logger } from './logger';
 import { RuntimeMetrics } from './metrics';
 import type { McpToolbox } from './tools/mcp-toolbox';
 import { Task, TaskResult } from './types';
 import { UpstreamClient } from './upstream/client';
+import { runWorkflow } from './workflow/engine';
 
 export interface AgentHandle {
   readonly httpPort: number;
@@ -44,7 +45,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   toolbox?.warm();
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
-  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
+  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
   await pool?.start();
 
   let draining = false;
@@ -60,6 +61,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   // Aborted when the grace period ends: whatever is still running is handed back.
   const handBack = new AbortController();
   setMaxListeners(0, handBack.signal); // one listener per task in flight
+  /** Each HTTP job's controller while it runs: handed back with the rest when the grace period ends. */
+  const jobs = new Set<AbortController>();
+  handBack.signal.addEventListener('abort', () => {
+    for (const j of jobs) j.abort(handBack.signal.reason);
+  });
   const health = new HealthImplementation({ '': 'SERVING', 'agents.v1.AgentService': 'SERVING' });
 
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -69,15 +75,15 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   };
 
   /** Runs a job's tasks the way this role does. `hop` 0 = from a client. */
-  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult, index: number) => void): Promise<TaskResult[]> => {
+  const run = (jobId: string, tasks: Task[], deadlineAt: number, hop: number, onResult?: (r: TaskResult, index: number) => void, signal: AbortSignal = handBack.signal): Promise<TaskResult[]> => {
     const local = executor && (config.kind === 'worker' || hop > 0 || !dispatcher);
-    if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, handBack.signal), onResult);
+    if (local) return runBounded(tasks, config.concurrency.maxInFlightTasks, (t) => executor.execute(t, deadlineAt, signal), onResult);
     if (!dispatcher) {
       const results = tasks.map((t) => ({ id: t.id, ok: false, costUsd: 0, attempts: 0, latencyMs: 0, agentId: env.agentId, error: { code: 'unavailable' as const, message: `role '${config.role}' has no callees and calls no model` } }));
       results.forEach((r, i) => onResult?.(r, i));
       return Promise.resolve(results);
     }
-    return dispatcher.runJob(jobId, tasks, deadlineAt, hop, handBack.signal, onResult);
+    return dispatcher.runJob(jobId, tasks, deadlineAt, hop, signal, onResult);
   };
 
   const refusal = (t: Task, code: 'bad_request' | 'overloaded' | 'unavailable', message: string): TaskResult => ({
@@ -191,11 +197,20 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         for (const r of a.refused) send(r.result, r.seq);
         if (a.accepted === 0) return;
         running += a.accepted;
+        // each task's slot frees as its result goes back, not when the whole batch is done:
+        // the caller counts per task and sends the next one at once (admission)
+        let released = 0;
+        const answer = (r: TaskResult, seq: number) => {
+          activeTasks -= 1;
+          released += 1;
+          observeLoad();
+          send(r, seq);
+        };
         void track(
-          Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, batch.hop, (r, i) => send(r, g.seqs[i]))))
+          Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]))))
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
-              activeTasks -= a.accepted;
+              activeTasks -= a.accepted - released;
               observeLoad();
               running -= a.accepted;
               maybeEnd();
@@ -230,9 +245,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   const httpServer = http.createServer((req, res) => {
     const t0 = process.hrtime.bigint();
-    const send = (status: number, body: unknown, route: string, contentType = 'application/json') => {
+    const send = (status: number, body: unknown, route: string, contentType = 'application/json', headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
       res.end(text);
       metrics.httpRequests.observe({ route, status: String(status) }, Number(process.hrtime.bigint() - t0) / 1e9);
     };
@@ -281,18 +296,57 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       }
       const jobId = randomUUID();
       const started = Date.now();
-      const width = Math.min(job.tasks.length, jobWidth);
+      // the job's signal: aborted when the client goes away before its answer (its waiting tasks
+      // leave their queues) or when the grace period ends (one controller per job, aborted by
+      // handBack through `jobs`: cheaper than AbortSignal.any, which showed in profiles)
+      const job$ = new AbortController();
+      setMaxListeners(0, job$.signal); // one listener per task waiting for capacity
+      jobs.add(job$);
+      res.once('close', () => {
+        jobs.delete(job$);
+        if (!res.writableFinished) job$.abort(new Error('the client closed the connection'));
+      });
+      // tasks this job holds in this pod (its fan-out width) count toward the load gauge until it ends
+      const width = Math.min(job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, jobWidth);
       jobTasks += width;
       observeLoad();
       const release = () => {
         jobTasks -= width;
         observeLoad();
       };
+      if (job.kind === 'steps') {
+        // a workflow: each step is a one-task run, routed like any task
+        const deadlineAt = job.deadlineAt;
+        const steps = runWorkflow(job.workflow, {
+          run: (t) => run(jobId, [t], deadlineAt, 0, undefined, job$.signal).then((r) => r[0]),
+          concurrency: config.fanOut.concurrency,
+          windowFor: chainWindowFor(config),
+          agentId: env.agentId,
+        });
+        void track(
+          steps.finally(release).then(
+            (results) => {
+              metrics.jobs.inc({ outcome: results.every((r) => r.ok) ? 'ok' : 'partial' });
+              send(200, workflowJson(jobId, results, Date.now() - started), 'jobs');
+            },
+            (e: Error) => {
+              logger.error({ err: e.message, jobId }, 'workflow failed unexpectedly');
+              send(500, { error: { message: `internal error: ${e.message}` } }, 'jobs');
+            },
+          ),
+        );
+        return;
+      }
       void track(
-        run(jobId, job.tasks, job.deadlineAt, 0).finally(release).then(
+        run(jobId, job.tasks, job.deadlineAt, 0, undefined, job$.signal).finally(release).then(
           (results) => {
             const ok = results.filter((r) => r.ok).length;
             const total = results.reduce((s, r) => s + r.costUsd, 0);
+            const shed = overloadAnswer(results);
+            if (shed?.status === 503) {
+              metrics.jobs.inc({ outcome: 'shed' });
+              return send(503, { error: { code: 'overloaded', message: shed.message } }, 'jobs', undefined, shed.headers);
+            }
             metrics.jobs.inc({ outcome: ok === results.length ? 'ok' : 'partial' });
             send(
               200,
@@ -304,6 +358,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
                 latency_ms: Date.now() - started,
               },
               'jobs',
+              undefined,
+              shed?.headers,
             );
           },
           (e: Error) => {
@@ -327,6 +383,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const shutdown = () =>
     (shuttingDown ??= (async () => {
       draining = true;
+      // tasks waiting for capacity are handed back now, not at the end of the grace period
+      dispatcher?.drain();
+      executor?.drain();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('agents.v1.AgentService', 'NOT_SERVING');
       logger.info({ inFlight: inFlight.size, graceMs: config.drain.gracePeriodMs }, 'draining');
@@ -337,7 +396,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
       });
       if ((await Promise.race([settled.then(() => 'done' as const), graceOver])) === 'timeout') {
         logger.warn({ inFlight: inFlight.size }, 'grace period over: handing back unfinished tasks');
-        handBack.abort();
+        handBack.abort(new Error('agent shutting down'));
         await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, 2000).unref())]);
       }
       clearTimeout(timer);
@@ -370,4 +429,19 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 function loadToolbox(): typeof McpToolbox {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (require('./tools/mcp-toolbox') as typeof import('./tools/mcp-toolbox')).McpToolbox;
+}
+
+/**
+ * Shedding on the HTTP API (README, "Overload"): when every task of a job
+ * was shed by admission before it started (`overloaded` with a retry hint),
+ * the job is answered 503 with Retry-After; when only some were, the 200
+ * carries Retry-After too. Seconds, rounded up, at least 1.
+ */
+function overloadAnswer(results: readonly TaskResult[]): { status: 200 | 503; message: string; headers: Record<string, string> } | undefined {
+  const shed = results.filter((r) => r.error?.code === 'overloaded' && r.retryAfterMs !== undefined);
+  if (shed.length === 0) return undefined;
+  const seconds = Math.max(1, Math.ceil(Math.max(...shed.map((r) => r.retryAfterMs!)) / 1000));
+  const headers = { 'retry-after': String(seconds) };
+  if (shed.length < results.length) return { status: 200, message: '', headers };
+  return { status: 503, message: `overloaded: none of the job's ${results.length} task(s) could start and finish before its deadline (${shed[0].error!.message}); retry after ${seconds} s`, headers };
 }

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ExitReason, QueueObserver } from './coordination/admission';
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2, isolated: 3 } as const;
 
@@ -24,6 +25,11 @@ export class RuntimeMetrics {
   private readyCheck: () => boolean = () => true;
   readonly toolCalls: Counter<'server' | 'tool' | 'outcome'>;
   readonly toolLatency: Histogram<'server' | 'tool'>;
+  // ---- admission queues (issue 14): in front of callee pods and of each model's upstream calls ----
+  readonly queueLength: Gauge<'stage' | 'target'>;
+  readonly queueWait: Histogram<'stage' | 'target'>;
+  readonly queueExits: Counter<'stage' | 'target' | 'reason'>;
+  private readonly queueObservers = new Map<string, QueueObserver>();
 
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
@@ -81,6 +87,36 @@ export class RuntimeMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    // admission queues: stage "callees" (target: the eligible callee roles, comma-joined) or "model" (target: the model)
+    this.queueLength = new Gauge({ name: 'agent_admission_queue_length', help: 'Tasks waiting for capacity now, by stage and target', labelNames: ['stage', 'target'], registers });
+    this.queueWait = new Histogram({
+      name: 'agent_admission_queue_wait_seconds',
+      help: 'Time a task waited for capacity before it got a slot (0 when it did not wait), by stage and target',
+      labelNames: ['stage', 'target'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.queueExits = new Counter({ name: 'agent_admission_queue_exits_total', help: 'Tasks that left or were refused without a slot: shed, deadline, cancelled, drained, full', labelNames: ['stage', 'target', 'reason'], registers });
+  }
+
+  /** The counters of one admission queue (cached: called per task). */
+  admissionQueue(stage: 'callees' | 'model', target: string): QueueObserver {
+    const id = `${stage}|${target}`;
+    let o = this.queueObservers.get(id);
+    if (!o) {
+      const length = this.queueLength.labels(stage, target);
+      const wait = this.queueWait.labels(stage, target);
+      length.set(0);
+      o = {
+        length: (n: number) => length.set(n),
+        left: (waitedMs: number, reason?: ExitReason) => {
+          if (reason) this.queueExits.inc({ stage, target, reason });
+          else wait.observe(waitedMs / 1000);
+        },
+      };
+      this.queueObservers.set(id, o);
+    }
+    return o;
   }
 
   setBreakerState(model: string, state: keyof typeof BREAKER_VALUE): void {

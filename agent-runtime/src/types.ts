@@ -98,6 +98,8 @@ export interface TaskResult {
   /** MCP tool calls made while answering, in order (absent: none). */
   readonly toolCalls?: readonly ToolCallRecord[];
   readonly error?: TaskError;
+  /** `overloaded` by admission (shed before it started): about when capacity frees, ms. Not on the wire. */
+  readonly retryAfterMs?: number;
 }
 
 /**

@@ -3,6 +3,8 @@ import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
 import { fromWireResult, toWireTask, WireResult, WireTask } from '../grpc/service';
 import { Task, TaskResult } from '../types';
+import { AdmissionExit } from './admission';
+import { CalleeQueue } from './callee-queue';
 import { Endpoint, PeerPool } from './peers';
 import { runBounded } from './run-bounded';
 import { PeerSession, taskBytes, taskBytesBound } from './session';
@@ -13,6 +15,8 @@ export interface DispatcherOptions {
   readonly metrics: RuntimeMetrics;
   readonly logger: Logger;
   readonly agentId: string;
+  /** This agent's own role: a task naming it is for any callee. */
+  readonly role?: string;
   /** Time kept back at each hop for the answer's way home. @default 50 */
   readonly returnMarginMs?: number;
   /**
@@ -44,10 +48,13 @@ export class Dispatcher {
   private readonly maxMessageBytes: number;
   /** This agent's Session with each callee pod, by address. */
   private readonly sessions = new Map<string, PeerSession>();
+  /** Where tasks wait, in arrival order, when every eligible pod is full. */
+  readonly queue: CalleeQueue;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.margin = opts.returnMarginMs ?? 50;
     this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
+    this.queue = new CalleeQueue(opts.pool, this.margin, (key) => opts.metrics.admissionQueue('callees', key));
   }
 
   /** Dispatches a job's tasks, `fanOut` at once; `onResult` sees each result as it is final. */
@@ -75,71 +82,109 @@ export class Dispatcher {
       error: { code, message },
     });
 
-    if (task.role && !pool.roles().includes(task.role)) {
-      return fail('bad_request', `role '${task.role}' is not a callee of this agent (callees: ${pool.roles().join(', ') || 'none'})`);
+    // A task names a role: it goes to the callees that are that role or have
+    // it below them (peers[].roles), and each hop does the same on the way down.
+    // A supervisor given a task for itself passes it to any of its callees.
+    let target = task.role;
+    let via = target ? pool.rolesReaching(target) : undefined;
+    if (via && via.length === 0 && target === this.opts.role) target = via = undefined;
+    if (via && via.length === 0) {
+      return fail('bad_request', `role '${target}' is not a callee of this agent nor below one (reachable: ${pool.reachableRoles().join(', ') || 'none'})`);
     }
     const accepting = pool.rolesAccepting(task.model);
-    const eligible = new Set(task.role ? accepting.filter((r) => r === task.role) : accepting);
+    const eligible = new Set(via ? accepting.filter((r) => via.includes(r)) : accepting);
     if (eligible.size === 0) {
-      return fail('bad_request', `no callee accepts model '${task.model}'${task.role ? ` on role '${task.role}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
+      return fail('bad_request', `no callee accepts model '${task.model}'${target ? ` on the way to role '${target}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
     }
+    const key = [...eligible].sort().join(',');
     const wireTask = toWireTask(task);
     let bytes = taskBytesBound(wireTask);
     if (bytes > this.maxMessageBytes - 1024 && (bytes = taskBytes(wireTask)) > this.maxMessageBytes - 1024) {
       return fail('bad_request', `task is about ${bytes} bytes, more than a callee accepts (${this.maxMessageBytes} bytes, limits.maxRequestBytes); split its messages or raise maxRequestBytes`);
     }
+    // back after a pod refused it: it keeps its turn at the head of the queue
+    let front = false;
     for (;;) {
       const left = deadlineAt - Date.now();
-      if (signal?.aborted) return fail('cancelled', `handed back: agent shutting down (${last})`);
+      if (signal?.aborted) return fail('cancelled', `handed back: ${abortReason(signal)} (${last})`);
       if (left <= this.margin) return fail('deadline_exceeded', `deadline passed before a callee answered (last: ${last})`);
-      const ep = pool.pick(eligible, failedUpstream.size === 0 ? tried : new Set([...tried, ...failedUpstream]));
-      if (!ep) {
-        if (lastUpstreamFailure && pool.allIn(eligible, failedUpstream)) {
-          // every pod has had its chance against the upstream: report its failure
-          return { ...lastUpstreamFailure, attempts: upstreamAttempts, latencyMs: Date.now() - started };
-        }
-        // Every pod was tried or is full: wait briefly, then try them all again.
-        await sleep(Math.min(50, left - this.margin));
-        if (tried.size > 0) tried.clear();
-        continue;
+      if (lastUpstreamFailure && pool.allIn(eligible, failedUpstream)) {
+        // every pod has had its chance against the upstream: report its failure
+        return { ...lastUpstreamFailure, attempts: upstreamAttempts, latencyMs: Date.now() - started };
       }
-      ep.inFlight += 1;
+      // every pod was tried this round: they all count again (the ones that refused are held a moment)
+      if (tried.size > 0 && pool.allIn(eligible, failedUpstream.size === 0 ? tried : new Set([...tried, ...failedUpstream]))) tried.clear();
+      let ep: Endpoint;
+      try {
+        ep = await this.queue.acquire({
+          key,
+          eligible,
+          exclude: failedUpstream.size === 0 ? tried : new Set([...tried, ...failedUpstream]),
+          // while it waits, the pods it tried count again (they were held after refusing)
+          waitExclude: failedUpstream,
+          deadlineAt,
+          signal,
+          front,
+        });
+      } catch (e) {
+        if (!(e instanceof AdmissionExit)) throw e;
+        if (e.reason === 'shed') return { ...fail('overloaded', `shed: ${e.message}; retry in about ${e.retryAfterMs} ms`), retryAfterMs: e.retryAfterMs };
+        if (e.reason === 'deadline') return fail('deadline_exceeded', `${e.message} (last: ${last})`);
+        return fail('cancelled', `handed back: ${e.message}`);
+      }
       attempts += 1;
       let wire: WireResult | undefined;
+      const sent = Date.now();
       try {
         wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes);
       } catch (e) {
         const err = e as grpc.ServiceError;
         last = `${ep.role} ${ep.address}: ${grpc.status[err.code] ?? 'error'} ${err.details ?? err.message}`;
         metrics.dispatches.inc({ peer: ep.role, outcome: grpc.status[err.code] ?? 'error' });
-        if (err.code === grpc.status.DEADLINE_EXCEEDED) continue; // the loop reports deadline_exceeded
+        if (err.code === grpc.status.DEADLINE_EXCEEDED) {
+          this.queue.release(ep, key);
+          continue; // the loop reports deadline_exceeded
+        }
         pool.markUnhealthy(ep.address);
+        // held before its slot is given back, so no waiter is sent straight to it
+        this.queue.hold(ep);
+        this.queue.release(ep, key);
         tried.add(ep.address);
+        front = true;
         metrics.redispatches.inc({ reason: grpc.status[err.code] ?? 'error' });
         this.opts.logger.debug({ task: task.id, peer: ep.address, code: err.code }, 'dispatch failed; re-dispatching');
         continue;
-      } finally {
-        ep.inFlight -= 1;
       }
       if (!wire) {
+        this.queue.hold(ep);
+        this.queue.release(ep, key);
         last = `${ep.address} answered without this task`;
         tried.add(ep.address);
+        front = true;
         continue;
       }
       const r = fromWireResult(wire);
       if (!r.ok && r.error && HANDED_BACK.has(r.error.code)) {
+        // it is full (or going): no new task to it until it answers one of ours or a moment passes;
+        // held before its slot is given back, so no waiter is sent straight to it
+        this.queue.hold(ep);
+        this.queue.release(ep, key);
         last = `${ep.address} handed it back: ${r.error.message}`;
         tried.add(ep.address);
         if (r.error.code === 'unavailable') pool.markUnhealthy(ep.address); // draining: send it nothing new for a while
+        front = true;
         metrics.dispatches.inc({ peer: ep.role, outcome: r.error.code });
         metrics.redispatches.inc({ reason: r.error.code });
         continue;
       }
+      // answered: the trip's time feeds the set's service-time estimate
+      this.queue.release(ep, key, Date.now() - sent);
       upstreamAttempts += r.attempts;
       if (!r.ok && r.error && UPSTREAM_TRANSIENT.has(r.error.code)) {
         last = `${ep.address}: ${r.error.code}: ${r.error.message}`;
         failedUpstream.add(ep.address);
         lastUpstreamFailure = r;
+        front = true;
         metrics.dispatches.inc({ peer: ep.role, outcome: r.error.code });
         metrics.redispatches.inc({ reason: r.error.code });
         continue;
@@ -147,6 +192,11 @@ export class Dispatcher {
       metrics.dispatches.inc({ peer: ep.role, outcome: 'ok' });
       return { ...r, attempts: upstreamAttempts };
     }
+  }
+
+  /** Waiting tasks leave the queue at once (handed back as cancelled); the agent is draining. */
+  drain(): void {
+    this.queue.drain(`agent ${this.opts.agentId} is draining`);
   }
 
   /**
@@ -176,6 +226,7 @@ export class Dispatcher {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.max(1, ms)));
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : typeof r === 'string' ? r : 'cancelled';
 }

@@ -12,6 +12,8 @@ export interface Endpoint {
   inFlight: number;
   /** Epoch ms before which the endpoint is skipped after a failure. */
   unhealthyUntil: number;
+  /** Epoch ms before which the endpoint counts as full (it refused a task; see CalleeQueue.hold). */
+  heldUntil: number;
 }
 
 /**
@@ -23,6 +25,7 @@ export class PeerPool {
   private readonly endpoints = new Map<string, Endpoint>();
   private timer?: NodeJS.Timeout;
   private resolvedOnce = false;
+  private readonly changed: Array<() => void> = [];
 
   constructor(
     private readonly peers: readonly PeerEntry[],
@@ -50,6 +53,19 @@ export class PeerPool {
     return [...new Set(this.peers.map((p) => p.role))];
   }
 
+  /** Every role a task may name here: each callee's `roles` (absent: the callee itself). */
+  reachableRoles(): string[] {
+    return [...new Set(this.peers.flatMap((p) => p.roles ?? [p.role]))];
+  }
+
+  /**
+   * Callee roles a task for `role` goes through: the callee itself, or a
+   * supervisor whose subtree holds it (its `roles`).
+   */
+  rolesReaching(role: string): string[] {
+    return this.peers.filter((p) => (p.roles ?? [p.role]).includes(role)).map((p) => p.role);
+  }
+
   /** Callee roles that accept a task for `model` (all of them when no model is named). */
   rolesAccepting(model: string | undefined): string[] {
     return this.peers.filter((p) => !model || !p.models || p.models.includes(model)).map((p) => p.role);
@@ -65,7 +81,7 @@ export class PeerPool {
     let fallback: Endpoint | undefined;
     for (const e of this.endpoints.values()) {
       if (roles && !roles.has(e.role)) continue;
-      if (exclude.has(e.address) || e.inFlight >= e.maxInFlight) continue;
+      if (exclude.has(e.address) || e.inFlight >= e.maxInFlight || e.heldUntil > now) continue;
       if (e.unhealthyUntil > now) {
         if (!fallback || e.unhealthyUntil < fallback.unhealthyUntil) fallback = e;
         continue;
@@ -73,6 +89,25 @@ export class PeerPool {
       if (!best || e.inFlight < best.inFlight) best = e;
     }
     return best ?? fallback;
+  }
+
+  /** Tasks the pods of `roles` hold at once: maxInFlightTasks times the pods known. */
+  capacity(roles: ReadonlySet<string>): number {
+    let n = 0;
+    for (const e of this.endpoints.values()) if (roles.has(e.role)) n += e.maxInFlight;
+    return n;
+  }
+
+  /** True when some endpoint could take a task now. */
+  anyRoom(): boolean {
+    const now = Date.now();
+    for (const e of this.endpoints.values()) if (e.inFlight < e.maxInFlight && e.heldUntil <= now) return true;
+    return false;
+  }
+
+  /** Calls `fn` after the set of endpoints changed (new pods have room). */
+  onChange(fn: () => void): void {
+    this.changed.push(fn);
   }
 
   /** True when every endpoint of `roles` is in `set` (and there is at least one). */
@@ -130,11 +165,14 @@ export class PeerPool {
         this.endpoints.delete(address);
       }
     }
+    let added = false;
     for (const [address, p] of want) {
       if (!this.endpoints.has(address)) {
-        this.endpoints.set(address, { role: p.role, address, client: newClient(address), maxInFlight: p.maxInFlightTasks, inFlight: 0, unhealthyUntil: 0 });
+        this.endpoints.set(address, { role: p.role, address, client: newClient(address), maxInFlight: p.maxInFlightTasks, inFlight: 0, unhealthyUntil: 0, heldUntil: 0 });
+        added = true;
       }
     }
     this.resolvedOnce = true;
+    if (added) for (const fn of this.changed) fn();
   }
 }

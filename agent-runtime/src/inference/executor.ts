@@ -6,7 +6,7 @@ import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow } f
 import { costUsd } from '../cost';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
-import { buildModelPolicies, DeadlineExceededError, ModelPolicy } from '../resilience/model-policy';
+import { buildModelPolicies, DeadlineExceededError, drainPolicies, ModelPolicy } from '../resilience/model-policy';
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
 import type { ToolRunner } from '../tools/mcp-toolbox';
@@ -49,12 +49,18 @@ export class InferenceExecutor implements TaskExecutor {
           m.setBreakerState(model, state);
           opts.logger.warn({ model, state }, 'circuit state changed');
         },
+        queue: (model) => m.admissionQueue('model', model),
       },
       opts.random,
     );
     for (const model of this.policies.keys()) m.breakerState.set({ model }, 0);
     // Load each tokenizer table now (~1 s) rather than on the first task.
     for (const entry of Object.values(opts.config.catalog)) countTokens('', entry.tokenizer);
+  }
+
+  /** Calls waiting in a model's bulkhead leave at once, handed back as cancelled (the agent drains). */
+  drain(): void {
+    drainPolicies(this.policies.values(), `agent ${this.opts.agentId} is draining`);
   }
 
   circuitStates(): Record<string, string> {
@@ -119,7 +125,7 @@ export class InferenceExecutor implements TaskExecutor {
       call.responseFormat = { type: 'json_schema', json_schema: { name: schema.name, schema: schema.schema, strict: true } };
     }
     // The instructions go first on every call; the window keeps system messages.
-    const conversation: ChatMessage[] = behavior?.instructions ? [{ role: 'system', content: behavior.instructions }, ...task.messages] : [...task.messages];
+    let conversation: readonly ChatMessage[] = behavior?.instructions ? [{ role: 'system', content: behavior.instructions }, ...task.messages] : task.messages;
     const tools = this.opts.tools;
     if (tools) call.tools = await tools.offer(deadlineAt);
     const maxRounds = this.config.tools?.maxRounds ?? 0;
@@ -142,9 +148,12 @@ export class InferenceExecutor implements TaskExecutor {
       if (response.toolCalls) {
         if (round >= maxRounds) {
           const asked = response.toolCalls.map((c) => c.function.name).join(', ');
-          return fail('tool_rounds_exceeded', `the model still asked for tools (${asked}) after ${maxRounds} tool round${maxRounds === 1 ? '' : 's'} (tools.maxRounds)`, model);
+          const why = this.config.tools
+            ? `the model still asked for tools (${asked}) after ${maxRounds} tool round${maxRounds === 1 ? '' : 's'} (tools.maxRounds)`
+            : `the model asked for tools (${asked}) but role '${this.config.role}' has no tools configured`;
+          return fail('tool_rounds_exceeded', why, model);
         }
-        conversation.push({ role: 'assistant', content: response.content, tool_calls: response.toolCalls });
+        const turn: ChatMessage[] = [{ role: 'assistant', content: response.content, tool_calls: response.toolCalls }];
         const outcomes = await Promise.all(
           response.toolCalls.map((c) =>
             tools
@@ -154,8 +163,9 @@ export class InferenceExecutor implements TaskExecutor {
         );
         response.toolCalls.forEach((c, i) => {
           toolCalls.push({ name: c.function.name, ok: outcomes[i].ok, latencyMs: outcomes[i].latencyMs });
-          conversation.push({ role: 'tool', tool_call_id: c.id, content: outcomes[i].content });
+          turn.push({ role: 'tool', tool_call_id: c.id, content: outcomes[i].content });
         });
+        conversation = [...conversation, ...turn];
         if (signal?.aborted) return fail('cancelled', 'handed back: agent shutting down', model);
         continue;
       }
@@ -327,7 +337,7 @@ function mapError(e: unknown): { code: TaskErrorCode; message: string; tryNext: 
   const message = (e as Error).message ?? String(e);
   if (e instanceof DeadlineExceededError) return { code: 'deadline_exceeded', message, tryNext: false };
   if (e instanceof BrokenCircuitError) return { code: 'circuit_open', message: `circuit open: ${message}`, tryNext: true };
-  if (e instanceof TaskCancelledError) return { code: 'cancelled', message: 'cancelled (shutting down)', tryNext: false };
+  if (e instanceof TaskCancelledError) return { code: 'cancelled', message: `cancelled: ${message}`, tryNext: false };
   if (e instanceof BulkheadRejectedError) return { code: 'overloaded', message: 'model concurrency limit and queue are full', tryNext: true };
   if (e instanceof AuthenticationError) return { code: 'auth', message, tryNext: false };
   if (e instanceof BadRequestError) return { code: 'bad_request', message, tryNext: false };

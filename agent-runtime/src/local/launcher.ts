@@ -76,6 +76,11 @@ export interface LocalClusterOptions {
   readonly nodeArgs?: readonly string[];
   /** How long to wait for every /readyz. @default 20000 */
   readonly readyTimeoutMs?: number;
+  /**
+   * MCP server name → URL every role uses instead of its config's (e.g. the
+   * in-cluster docs server → a local `agent-runtime mcp-docs`). @default none
+   */
+  readonly mcpUrls?: Readonly<Record<string, string>>;
 }
 
 export interface LocalCluster {
@@ -196,6 +201,15 @@ export function containerEnv(role: string, vars: readonly EnvVar[], podName: str
   return env;
 }
 
+/** A role's config JSON with the URLs of the named MCP servers replaced (others, and roles without tools, unchanged). */
+export function withMcpUrls(configJson: string, urls: Readonly<Record<string, string>>): string {
+  const config = JSON.parse(configJson) as { tools?: { mcpServers?: Array<{ name: string; url: string }> } };
+  const servers = config.tools?.mcpServers ?? [];
+  if (!servers.some((s) => urls[s.name] !== undefined)) return configJson;
+  for (const s of servers) if (urls[s.name] !== undefined) s.url = urls[s.name];
+  return JSON.stringify(config);
+}
+
 /**
  * Starts every role of a synthesized topology as local processes, with the
  * manifests' own env and ConfigMap, Service DNS names mapped to loopback
@@ -232,7 +246,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   for (const p of plan) {
     const roleDir = path.join(dir, p.role.name);
     mkdirSync(roleDir, { recursive: true });
-    for (const [fileName, text] of Object.entries(p.role.configFiles)) writeFileSync(path.join(roleDir, fileName), text);
+    for (const [fileName, text] of Object.entries(p.role.configFiles)) {
+      writeFileSync(path.join(roleDir, fileName), fileName === 'agent-config.json' && opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text);
+    }
     const configFile = path.join(roleDir, 'agent-config.json');
     const podName = `${p.role.name}-${p.replica}`;
     const env: NodeJS.ProcessEnv = { ...baseEnv, ...containerEnv(p.role.name, p.role.env, podName, apiKey) };
@@ -321,8 +337,19 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       'replicas': { type: 'string', default: '1' },
       // e.g. --node-arg=--cpu-prof: a flag for every agent process
       'node-arg': { type: 'string', multiple: true },
+      // e.g. --mcp-url docs=http://127.0.0.1:8765/mcp
+      'mcp-url': { type: 'string', multiple: true },
     },
   });
+  const mcpUrls: Record<string, string> = {};
+  for (const pair of values['mcp-url'] ?? []) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || !/^https?:\/\//.test(pair.slice(at + 1))) {
+      process.stderr.write(`agent-runtime local: --mcp-url must be <server name>=<http(s) URL>, got '${pair}'\n`);
+      process.exit(2);
+    }
+    mcpUrls[pair.slice(0, at)] = pair.slice(at + 1);
+  }
   if (!values.manifests || !values['upstream-url']) {
     process.stderr.write('agent-runtime local: --manifests <file> and --upstream-url <url> are required\n');
     process.exit(2);
@@ -334,7 +361,7 @@ export async function runLocalCli(argv: string[]): Promise<void> {
   }
   let cluster: LocalCluster;
   try {
-    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [] });
+    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls });
   } catch (e) {
     process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
     process.exit(1);

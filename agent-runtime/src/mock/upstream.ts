@@ -1,6 +1,43 @@
+// The mock upstream's answers to tools and structured output, deterministic
+// (markers are looked for in the request's user messages):
+// - A request that offers `tools` gets `tool_calls` when a user message
+//   carries `[[tool:NAME {json args}]]` markers (one call per marker, any
+//   NAME, offered or not), or else when the last user message asks to
+//   "look up" or "find" something and an offered tool has "search" in its
+//   name (called with its first required string parameter set to that
+//   message). Call ids are `call_<round>_<n>`.
+// - Once the last message is a tool result, the answer is
+//   `tools:<sha256 prefix> ` followed by the tool results of that round
+//   joined by ` | `, so a test can see them fed back; with `[[tools:loop]]`
+//   in a user message the mock asks for the same tools again instead, forever.
+// - A request with `response_format` json_schema gets a JSON answer that
+//   matches the schema (the smallest value each keyword allows, strings
+//   "mock"); `[[bad-json]]` makes the answer not JSON, `[[bad-schema]]`
+//   makes it JSON of the wrong type.
+// The code is in toolReply / structuredReply at the end of the file.
+
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
+import { REVISION_MARKER, VERDICT_INSTRUCTION } from '../workflow/verdict';
+
+// Workflow rules of the mock (deterministic, so tests and the demo can drive
+// a validation loop through a prompt alone):
+// - A verdict request is one whose response_format is a json_schema with the
+//   properties `pass` and `feedback`, or whose last user message ends with
+//   the verdict instruction the workflow engine adds (VERDICT_INSTRUCTION, for
+//   workers that do not send response_format). It is answered with a verdict
+//   judged on its last user message:
+//     contains `REJECT-ALWAYS`  → {"pass": false, "feedback": "mock: REJECT-ALWAYS asks for another round"}
+//     contains `NOT-A-VERDICT`  → plain text, not a verdict
+//     contains `draft-v1`       → {"pass": false, "feedback": "mock: draft-v1 needs a concrete example"}
+//     otherwise                 → {"pass": true, "feedback": "mock: accepted"}
+// - Any other request whose messages contain `#revise-once` is a draft: its
+//   answer starts with `draft-v<N>`, N = 1 + the revision requests (user
+//   turns carrying REVISION_MARKER) in it. So the first draft is rejected and
+//   the revised one passes.
+// - With `recordRequests` on, every chat request body is kept, read with
+//   requests() or GET /__mock/requests.
 
 /** What the next calls do, in order, before normal behaviour resumes. */
 export type ScriptedFault = 'ok' | '500' | '503' | '429' | 'hang' | 'reset' | '400';
@@ -56,6 +93,7 @@ export interface MockUpstream {
   close(): Promise<void>;
 }
 
+
 /** mulberry32: tiny seeded PRNG so error injection is reproducible. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -84,6 +122,32 @@ export interface ChatRequestBody {
 }
 type ChatBody = ChatRequestBody;
 
+function lastUserText(body: ChatBody): string {
+  const users = (body.messages ?? []).filter((m) => m.role === 'user');
+  return users.length > 0 ? String(users[users.length - 1].content ?? '') : '';
+}
+
+/** The mock's verdict for a verdict request (see the workflow rules at the top), or undefined for any other request. */
+export function verdictAnswer(body: ChatBody): string | undefined {
+  const schema = body.response_format?.type === 'json_schema' ? (body.response_format.json_schema?.schema as { properties?: Record<string, unknown> } | undefined) : undefined;
+  const props = schema?.properties;
+  const judged = lastUserText(body);
+  const asked = (props !== undefined && 'pass' in props && 'feedback' in props) || judged.trimEnd().endsWith(VERDICT_INSTRUCTION);
+  if (!asked) return undefined;
+  if (judged.includes('NOT-A-VERDICT')) return 'I think it is fine.';
+  if (judged.includes('REJECT-ALWAYS')) return JSON.stringify({ pass: false, feedback: 'mock: REJECT-ALWAYS asks for another round' });
+  if (judged.includes('draft-v1')) return JSON.stringify({ pass: false, feedback: 'mock: draft-v1 needs a concrete example' });
+  return JSON.stringify({ pass: true, feedback: 'mock: accepted' });
+}
+
+/** `draft-v<N> ` for a draft request (see the workflow rules at the top), else ''. */
+export function draftPrefix(body: ChatBody): string {
+  const messages = body.messages ?? [];
+  if (!messages.some((m) => String(m.content ?? '').includes('#revise-once'))) return '';
+  const revisions = messages.filter((m) => m.role === 'user' && String(m.content ?? '').includes(REVISION_MARKER)).length;
+  return `draft-v${revisions + 1} `;
+}
+
 /** What the mock answers instead of its echo: a final text, or tool calls. */
 type Reply = { content: string } | { toolCalls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> };
 
@@ -92,23 +156,7 @@ type Reply = { content: string } | { toolCalls: Array<{ id: string; type: 'funct
  * answer is derived from the prompt (`echo:<sha256 prefix>`) so a test can
  * tell which task an answer belongs to; usage is a deterministic count
  * (whitespace-separated words + 4 per message), cheap enough for benchmarks.
- *
- * Tools and structured answers, deterministically (markers are looked for
- * in the request's user messages):
- * - A request that offers `tools` gets `tool_calls` when a user message
- *   carries `[[tool:NAME {json args}]]` markers (one call per marker, any
- *   NAME, offered or not), or else when the last user message asks to
- *   "look up" or "find" something and an offered tool has "search" in its
- *   name (called with its first required string parameter set to that
- *   message). Call ids are `call_<round>_<n>`.
- * - Once the last message is a tool result, the answer is
- *   `tools:<sha256 prefix> ` followed by the tool results of that round
- *   joined by ` | `, so a test can see them fed back; with `[[tools:loop]]`
- *   in a user message the mock asks for the same tools again instead, forever.
- * - A request with `response_format` json_schema gets a JSON answer that
- *   matches the schema (the smallest value each keyword allows, strings
- *   "mock"); `[[bad-json]]` makes the answer not JSON, `[[bad-schema]]`
- *   makes it JSON of the wrong type.
+ * Tools and structured answers follow the rules at the top of this file.
  */
 export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockUpstream> {
   let behaviour: MockBehaviour = { ...opts };
@@ -130,6 +178,11 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
 
   const server = http.createServer((req, res) => {
     const url = req.url ?? '';
+    if (req.method === 'GET' && url === '/__mock/requests') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(recorded));
+      return;
+    }
     if (req.method === 'GET' && url === '/__mock/stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(stats));
@@ -222,9 +275,10 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     const prompt = body.messages.map((m) => String(m.content ?? '') + (m.tool_calls ? JSON.stringify(m.tool_calls) : '')).join('\n');
     const promptTokens = prompt.split(/\s+/).filter(Boolean).length + 4 * body.messages.length;
     const digest = createHash('sha256').update(prompt).digest('hex').slice(0, 16);
-    const reply = toolReply(body, digest) ?? structuredReply(body);
+    const verdict = verdictAnswer(body);
+    const reply = toolReply(body, digest) ?? (verdict !== undefined ? { content: verdict } : undefined) ?? structuredReply(body);
     const words = reply ? replyWords(reply) : Math.max(1, behaviour.completionTokens ?? 8);
-    const content = reply ? ('content' in reply ? reply.content : '') : [`echo:${digest}`, ...Array.from({ length: words - 1 }, (_, i) => `w${i}`)].join(' ');
+    const content = reply ? ('content' in reply ? reply.content : '') : draftPrefix(body) + [`echo:${digest}`, ...Array.from({ length: words - 1 }, (_, i) => `w${i}`)].join(' ');
     const usage = { prompt_tokens: promptTokens, completion_tokens: words, total_tokens: promptTokens + words };
     const id = `chatcmpl-${digest}`;
     count(200);

@@ -1,7 +1,5 @@
 import {
   BrokenCircuitError,
-  bulkhead,
-  BulkheadPolicy,
   BulkheadRejectedError,
   circuitBreaker,
   CircuitBreakerPolicy,
@@ -12,10 +10,12 @@ import {
   IBackoffFactory,
   IRetryBackoffContext,
   retry,
+  TaskCancelledError,
   wrap,
 } from 'cockatiel';
 import { setMaxListeners } from 'node:events';
 import { AgentConfig, ModelEntry } from '../config';
+import { AdmissionExit, FifoSlots, QueueObserver } from '../coordination/admission';
 import { UpstreamError } from '../upstream/errors';
 
 /** The job's deadline will pass before another attempt could finish. */
@@ -74,6 +74,8 @@ class JitterRetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<un
 export interface PolicyEvents {
   onRetry?(model: string, reason: string, delayMs: number): void;
   onStateChange?(model: string, state: BreakerState): void;
+  /** Counts and times of the model's bulkhead queue (metrics). */
+  queue?(model: string): QueueObserver | undefined;
 }
 
 /**
@@ -82,10 +84,20 @@ export interface PolicyEvents {
  * client's abort signal). The breaker and bulkhead live as long as the
  * process; the retry policy is made per call because its backoff depends on
  * that call's deadline.
+ *
+ * The bulkhead is FifoSlots (coordination/admission.ts), not cockatiel's:
+ * cockatiel's queue lets a newcomer take a slot freed for the head of the
+ * queue (the dequeued call re-enters `execute` a microtask later and goes to
+ * the tail if the slot is gone), keeps a queued call past its deadline and
+ * its abort signal until a slot frees, and its full-queue rejection was
+ * retried here with backoff (polling). FifoSlots hands the freed slot to the
+ * head, lets a waiter leave at its deadline (DeadlineExceededError, nothing
+ * spent) or on abort (TaskCancelledError), and sheds a call that could not
+ * finish in time (BulkheadRejectedError → `overloaded`, next model).
  */
 export class ModelPolicy {
   readonly breaker: CircuitBreakerPolicy;
-  readonly bulkhead: BulkheadPolicy;
+  readonly bulkhead: FifoSlots;
 
   constructor(
     readonly model: string,
@@ -100,7 +112,7 @@ export class ModelPolicy {
       breaker: new ConsecutiveBreaker(entry.breaker.failureThreshold),
     });
     this.breaker.onStateChange((s) => events.onStateChange?.(model, STATE_NAMES[s]));
-    this.bulkhead = bulkhead(entry.maxConcurrency, queueSize);
+    this.bulkhead = new FifoSlots({ capacity: entry.maxConcurrency, queueLimit: queueSize, observer: events.queue?.(model) });
   }
 
   get state(): BreakerState {
@@ -113,7 +125,7 @@ export class ModelPolicy {
    */
   async execute<T>(deadlineAt: number, attempt: (timeoutMs: number, signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; attempts: number }> {
     let attempts = 0;
-    const retryPolicy = retry(handleWhen((e) => isTransient(e) || e instanceof BulkheadRejectedError), {
+    const retryPolicy = retry(handleWhen(isTransient), {
       maxAttempts: this.retryConfig.maxAttempts - 1,
       backoff: new JitterRetryAfterBackoff(this.retryConfig.initialDelayMs, this.retryConfig.maxDelayMs, deadlineAt, this.random),
     });
@@ -121,14 +133,20 @@ export class ModelPolicy {
       const reason = 'error' in r ? r.error.name : 'value';
       this.events.onRetry?.(this.model, reason, r.delay);
     });
-    const policy = wrap(retryPolicy, this.breaker, this.bulkhead);
+    const policy = wrap(retryPolicy, this.breaker);
     try {
-      const value = await policy.execute(({ signal: s }) => {
-        const left = deadlineAt - Date.now();
-        if (left <= 0) throw new DeadlineExceededError(`deadline passed after ${attempts} attempt(s) on ${this.model}`);
-        attempts += 1;
-        return attempt(Math.min(left, this.retryConfig.attemptTimeoutMs ?? left), s);
-      }, signal ?? NEVER_ABORTED);
+      const value = await policy.execute(
+        ({ signal: s }) =>
+          this.bulkhead.run(deadlineAt, s, () => {
+            const left = deadlineAt - Date.now();
+            if (left <= 0) throw new DeadlineExceededError(`deadline passed after ${attempts} attempt(s) on ${this.model}`);
+            attempts += 1;
+            return attempt(Math.min(left, this.retryConfig.attemptTimeoutMs ?? left), s);
+          }).catch((e: unknown) => {
+            throw e instanceof AdmissionExit ? bulkheadError(e, this.model) : e;
+          }),
+        signal ?? NEVER_ABORTED,
+      );
       return { value, attempts };
     } catch (e) {
       // The caller reports attempts across retries and fallbacks.
@@ -139,6 +157,18 @@ export class ModelPolicy {
 }
 
 export { BrokenCircuitError, BulkheadRejectedError };
+
+/** The errors the executor already maps: a wait that ended without a slot. */
+function bulkheadError(e: AdmissionExit, model: string): Error {
+  if (e.reason === 'deadline') return new DeadlineExceededError(`deadline would pass while waiting for ${model}'s bulkhead: ${e.message}`);
+  if (e.reason === 'cancelled' || e.reason === 'drained') return new TaskCancelledError(e.message);
+  return Object.assign(new BulkheadRejectedError(0, 0), { message: `${model}: ${e.message}` });
+}
+
+/** Every call waiting in a bulkhead leaves at once (the agent drains): handed back as cancelled. */
+export function drainPolicies(policies: Iterable<ModelPolicy>, message: string): void {
+  for (const p of policies) p.bulkhead.drain(message);
+}
 
 /** One policy per catalog model of this role. */
 export function buildModelPolicies(config: AgentConfig, events: PolicyEvents = {}, random: () => number = Math.random): Map<string, ModelPolicy> {

@@ -52,8 +52,9 @@ interface ListedTool {
 /**
  * One MCP server: a client connected on first use and listed once per
  * connection. A transport failure drops the connection; the next use after
- * `reconnectDelayMs` connects again, so a server that restarts comes back
- * without the pod restarting.
+ * a backoff (`reconnectDelayMs`, doubling while attempts keep failing)
+ * connects again, so a server that restarts comes back without the pod
+ * restarting.
  */
 class ServerConnection {
   private client?: Client;

@@ -220,3 +220,46 @@ test('a draining pod hands tasks back and gets no new ones for a while; they go 
   expect(results.every((r) => r.ok && r.agentId === 'pod-1')).toBe(true);
   expect(pods[0].calls).toBeLessThanOrEqual(2); // only what was sent before its first answer came back
 });
+
+describe('routing by role through peers[].roles', () => {
+  /** pod-0 is a supervisor that has `deep` below it, pod-1 a worker `w`. */
+  async function routed(): Promise<Dispatcher> {
+    pods = await Promise.all([startPod('pod-0', { ok: true }), startPod('pod-1', { ok: true })]);
+    pool = new PeerPool(
+      [
+        { role: 'sup', kind: 'supervisor', address: 'sup.test.svc:50051', maxInFlightTasks: 8, models: ['m1'], roles: ['sup', 'deep'] },
+        { role: 'w', kind: 'worker', address: 'w.test.svc:50051', maxInFlightTasks: 8, models: ['m2'] },
+      ],
+      { 'sup.test.svc': [pods[0].address], 'w.test.svc': [pods[1].address] },
+      createLogger({ level: 'silent' }),
+    );
+    await pool.start();
+    dispatcher = new Dispatcher({ pool, fanOut: 4, metrics: new RuntimeMetrics(), logger: createLogger({ level: 'silent' }), agentId: 'self-0', role: 'self' });
+    return dispatcher;
+  }
+
+  test('a role below a supervisor goes to that supervisor, with the role passed down; a direct role to its callee', async () => {
+    const d = await routed();
+    const deep = await d.dispatch('job', { ...task, role: 'deep' }, Date.now() + 5000, 0);
+    expect(deep.content).toBe('from pod-0 for job');
+    expect(pods[0].requests[0].tasks[0].role).toBe('deep');
+    const w = await d.dispatch('job', { ...task, role: 'w' }, Date.now() + 5000, 0);
+    expect(w.content).toBe('from pod-1 for job');
+  });
+
+  test('an unreachable role, or a model its way does not serve, is a bad_request that names what is reachable', async () => {
+    const d = await routed();
+    const nobody = await d.dispatch('job', { ...task, role: 'nobody' }, Date.now() + 5000, 0);
+    expect(nobody.error).toEqual({ code: 'bad_request', message: "role 'nobody' is not a callee of this agent nor below one (reachable: sup, deep, w)" });
+    const wrongModel = await d.dispatch('job', { ...task, role: 'deep', model: 'm2' }, Date.now() + 5000, 0);
+    expect(wrongModel.error!.message).toMatch(/no callee accepts model 'm2' on the way to role 'deep'/);
+    expect(pods[0].calls + pods[1].calls).toBe(0);
+  });
+
+  test("a task for the agent's own role (a supervisor handed it down) may go to any callee", async () => {
+    const d = await routed();
+    const r = await d.dispatch('job', { ...task, role: 'self', model: 'm2' }, Date.now() + 5000, 0);
+    expect(r.ok).toBe(true);
+    expect(pods[1].calls).toBe(1);
+  });
+});

@@ -1,20 +1,16 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { LocalCluster, startLocalCluster } from '../../src/local/launcher';
+import { LocalCluster, readRoles, startLocalCluster, withMcpUrls } from '../../src/local/launcher';
 import { MockUpstream, startMockUpstream } from '../../src/mock/upstream';
 import { startDocsMcpServer } from '../../src/tools/docs-server';
 import { McpHttpServer } from '../../src/tools/mcp-http';
-import { postJob, synthesizedManifests, TOPOLOGIES, TopologyName } from '../support/cluster';
+import { postJob, synthesizedManifests, TOPOLOGIES } from '../support/cluster';
 
 // A role as an agent, end to end through `local` mode on the synthesized
 // manifests: the example app gives data-retrieval instructions and the
 // in-repo docs MCP server as its tool, and a job sent to the entry gets an
 // answer built from the tool's result.
 //
-// The only change to the manifests: the docs server's in-cluster URL points
-// at the docs server this test starts (no cluster DNS here).
+// Local mode's `mcpUrls` points the docs server's in-cluster URL at the docs
+// server this test starts (no cluster DNS here); nothing else is changed.
 
 const API_KEY = 'sk-local-test-123456';
 let mock: MockUpstream;
@@ -27,25 +23,11 @@ interface RoleConfig {
   tools?: { mcpServers: Array<{ name: string; url: string }> };
 }
 
-/** A copy of `file` whose data-retrieval config reaches the local docs server; and that config. */
-function withLocalDocsServer(file: string, topology: TopologyName): { file: string; config: RoleConfig } {
-  let config: RoleConfig | undefined;
-  const out = parseAllDocuments(readFileSync(file, 'utf8')).map((doc) => {
-    const m = doc.toJSON() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
-    if (m?.kind === 'ConfigMap' && m.metadata?.name === 'data-retrieval-config') {
-      config = JSON.parse(m.data!['agent-config.json']) as RoleConfig;
-      const server = config.tools?.mcpServers.find((s) => s.name === 'docs');
-      if (!server) throw new Error(`${file}: data-retrieval lists no 'docs' MCP server`);
-      server.url = docs.url;
-      m.data!['agent-config.json'] = JSON.stringify(config);
-    }
-    return JSON.stringify(m);
-  });
-  if (!config?.behavior) throw new Error(`${file}: data-retrieval has no behavior`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-tools-'));
-  const patched = path.join(dir, `${topology}.k8s.yaml`);
-  writeFileSync(patched, out.join('\n---\n'));
-  return { file: patched, config };
+/** data-retrieval's config as the constructs rendered it. */
+function retrievalConfig(file: string): RoleConfig {
+  const config = readRoles(file).find((r) => r.name === 'data-retrieval')?.configJson;
+  if (!config) throw new Error(`${file}: no data-retrieval role`);
+  return JSON.parse(config) as RoleConfig;
 }
 
 beforeAll(async () => {
@@ -66,9 +48,10 @@ afterAll(async () => {
 
 describe.each(TOPOLOGIES)('%s', (topology) => {
   test('data-retrieval looks facts up through the docs MCP server; its answer is built from the tool result', async () => {
-    const local = withLocalDocsServer(manifests[topology], topology);
-    const instructions = local.config.behavior!.instructions;
-    cluster = await startLocalCluster({ manifests: local.file, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', readyTimeoutMs: 60_000 });
+    const config = retrievalConfig(manifests[topology]);
+    expect(config.tools?.mcpServers.map((m) => m.name)).toEqual(['docs']);
+    const instructions = config.behavior!.instructions;
+    cluster = await startLocalCluster({ manifests: manifests[topology], mcpUrls: { docs: docs.url }, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', readyTimeoutMs: 60_000 });
     // hierarchical routes by model (data-retrieval serves gemini-2.5-flash below its supervisor); the others by role
     const target = topology === 'hierarchical' ? { model: 'gemini-2.5-flash' } : { role: 'data-retrieval' };
     const other = topology === 'hierarchical' ? { model: 'deepseek-v3.2' } : { role: 'validation' };
@@ -96,10 +79,18 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
     const mine = mock.requests().filter((r) => r.messages?.[0]?.content === instructions);
     expect(mine).toHaveLength(2);
     expect(mine[0].messages![0].role).toBe('system');
-    expect(mine[0].temperature).toBe(local.config.behavior!.temperature);
+    expect(mine[0].temperature).toBe(config.behavior!.temperature);
     expect(mine[0].tools?.map((t) => t.function?.name)).toEqual(['docs__search_docs', 'docs__get_doc']);
     const toolTurn = mine[1].messages!.find((m) => m.role === 'tool')!;
     expect(String(toolTurn.content)).toContain('pod-disruption-budgets');
     expect(mock.requests().filter((r) => r.tools !== undefined)).toHaveLength(2); // no other role was offered tools
   });
+});
+
+test('mcpUrls replaces only the named servers\' URLs; configs without them are left byte for byte', () => {
+  const config = JSON.stringify({ role: 'r', tools: { mcpServers: [{ name: 'docs', url: 'http://docs.x.svc:8000/mcp' }, { name: 'other', url: 'https://other.example.com/mcp' }], maxRounds: 2, callTimeoutMs: 1 } });
+  const out = JSON.parse(withMcpUrls(config, { docs: 'http://127.0.0.1:1234/mcp' })) as { tools: { mcpServers: Array<{ url: string }> } };
+  expect(out.tools.mcpServers.map((s) => s.url)).toEqual(['http://127.0.0.1:1234/mcp', 'https://other.example.com/mcp']);
+  const plain = '{ "role": "r" }';
+  expect(withMcpUrls(plain, { docs: 'http://127.0.0.1:1234/mcp' })).toBe(plain);
 });

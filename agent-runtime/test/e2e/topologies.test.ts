@@ -29,11 +29,12 @@ const WORKERS = ['task-executor-a', 'task-executor-b', 'data-retrieval', 'valida
 describe.each(TOPOLOGIES)('%s', (topology) => {
   test('every worker answers; results are exactly once, priced and attributed', async () => {
     cluster = await startLocalCluster({ manifests: manifests[topology], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore' });
-    // Untargeted tasks spread over every worker; hub and mesh also take role-targeted ones.
+    // Untargeted tasks get the cluster's default model (gpt-4.1) and spread over
+    // the workers serving it; role-targeted ones reach the others, through a
+    // supervisor in the hierarchy.
     const sent = [...tasks(40)];
-    if (topology !== 'hierarchical') {
-      sent.push({ id: 'to-validation', prompt: 'check this', role: 'validation', model: 'deepseek-v3.2' } as (typeof sent)[number]);
-    }
+    sent.push({ id: 'to-validation', prompt: 'check this', role: 'validation', model: 'deepseek-v3.2' } as (typeof sent)[number]);
+    sent.push({ id: 'to-retrieval', prompt: 'fetch this', role: 'data-retrieval' } as (typeof sent)[number]);
     const res = await postJob(cluster.entryUrl, { tasks: sent, deadline_ms: 20000 });
     expect(res.status).toBe(200);
     expectExactlyOnce(sent, res.body.results);
@@ -46,11 +47,13 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
       expect(r.cost_usd).toBeGreaterThan(0);
     }
     expect(res.body.total_cost_usd).toBeCloseTo(res.body.results.reduce((s, r) => s + r.cost_usd, 0), 12);
-    if (topology !== 'hierarchical') {
-      const v = res.body.results.find((r) => r.id === 'to-validation')!;
-      expect(v.agent_id).toMatch(/^validation-/);
-      expect(v.model).toBe('deepseek-v3.2');
-    }
+    const v = res.body.results.find((r) => r.id === 'to-validation')!;
+    expect(v.agent_id).toMatch(/^validation-/);
+    expect(v.model).toBe('deepseek-v3.2');
+    const d = res.body.results.find((r) => r.id === 'to-retrieval')!;
+    expect(d.agent_id).toMatch(/^data-retrieval-/);
+    expect(d.model).toBe('gemini-2.5-flash');
+    for (const r of res.body.results.filter((x) => /^t\d+$/.test(x.id))) expect(r.model).toBe('gpt-4.1');
   });
 });
 

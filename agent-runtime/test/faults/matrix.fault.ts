@@ -40,7 +40,12 @@ const VICTIM: Record<TopologyName, string> = {
 };
 
 async function boot(topology: TopologyName, extra: Partial<Parameters<typeof startLocalCluster>[0]> = {}) {
-  cluster = await startLocalCluster({ manifests: manifests[topology], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', ...extra });
+  // Tasks naming no model or role all take the cluster default model
+  // (gpt-4.1); in the hierarchy only the execution supervisor's subtree serves
+  // it, so that supervisor runs two replicas, as in production, and a fault
+  // on one leaves the other.
+  const roleReplicas = topology === 'hierarchical' ? { [VICTIM.hierarchical]: 2 } : undefined;
+  cluster = await startLocalCluster({ manifests: manifests[topology], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', roleReplicas, ...extra });
   return cluster;
 }
 
@@ -111,7 +116,7 @@ describe.each(TOPOLOGIES)('%s', (topology) => {
     mock.setBehaviour({ latencyMs: 10 });
     const big = 'lorem ipsum '.repeat(150_000); // 1.8 MB, ~300 k tokens: over every window
     const normal = tasks(20);
-    const oversized = Array.from({ length: 3 }, (_, i) => ({ id: `big${i}`, prompt: big, ...(topology === 'hierarchical' ? {} : { role: worker }) }));
+    const oversized = Array.from({ length: 3 }, (_, i) => ({ id: `big${i}`, prompt: big, role: worker }));
     const sent = [...normal, ...oversized];
     const res = (await postJob(c.entryUrl, { tasks: sent, deadline_ms: JOB_DEADLINE_MS })).body;
     expectExactlyOnce(sent, res.results);
