@@ -61,7 +61,7 @@ async function main() {
         'rounds': s.rounds,
         'tool calls': s.tool_calls?.length ?? 0,
         'tokens': s.usage?.total_tokens,
-        'cost_usd': s.cost_usd,
+        'cost_usd': Number(s.cost_usd.toFixed(6)),
         'ms': s.latency_ms,
         ...(s.error ? { error: s.error.code } : {}),
       })),

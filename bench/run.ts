@@ -41,7 +41,7 @@ async function main() {
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
   await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects; YAML bytes; growth 1,000 -> 2,000 roles', () => benchSynth());
   // always: it only reads the figures above (or the file's, for sections not run this time)
-  process.stdout.write('\n## Targets of issue 14: each figure against its target\n');
+  process.stdout.write('\n## Targets of issues 14 and 9: each figure against its target\n');
   console.table((results.targets = targetRows(results)));
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
   writeJson(file, results);
@@ -50,7 +50,7 @@ async function main() {
 
 type Row = Record<string, any>;
 
-/** The figures issue 14 sets targets for, read from the sections above (a section not run this time is read from the file). */
+/** The figures issues 14 and 9 set targets for, read from the sections above (a section not run this time is read from the file). */
 function targetRows(results: Record<string, unknown>): Row[] {
   const rows: Row[] = [];
   const add = (figure: string, target: string, measured: number | undefined, ok: (x: number) => boolean) =>
@@ -66,6 +66,9 @@ function targetRows(results: Record<string, unknown>): Row[] {
     if (c.ratioVsDirect !== undefined) add(`coordination ${c.topology}: measured / direct same fan-out`, '<= 1.02', c.ratioVsDirect, (x) => x <= 1.02);
     add(`coordination ${c.topology}: ms per wave over ${c.overheadPerWaveVsDirectMs !== undefined ? 'direct same fan-out' : 'ideal'}`, '<= 1', c.overheadPerWaveVsDirectMs ?? c.overheadPerWaveMs, (x) => x <= 1);
   }
+  const wf = (results.workflow as Row[] | undefined)?.[0];
+  add('workflow (issue 9), 4-step pipeline: p50 / ideal critical path', '<= 1.1', wf?.ratioToIdeal, (x) => x <= 1.1);
+  add('workflow (issue 9): ms added per critical-path step at p50', '<= 2', wf?.addedPerStepP50Ms, (x) => x <= 2);
   const res = (results.resilience as Row[] | undefined)?.[0];
   add('resilience policies on / off', '>= 0.85', res?.ratio, (x) => x >= 0.85);
   return rows;

@@ -131,6 +131,7 @@ export class AgentCluster extends Construct {
   // keyed by the topology's shared callee arrays (one for a whole mesh)
   private readonly peersJsonCache = new Map<readonly string[], string>();
   private readonly capacityCache = new Map<readonly string[], number>();
+  private readonly sizedCache = new Map<readonly string[], boolean>();
   private readonly modelsCache = new Map<string, string[]>();
   private readonly rolesCache = new Map<string, string[]>();
   private readonly defaultModel: string;
@@ -233,7 +234,9 @@ export class AgentCluster extends Construct {
         const k = this.capacities.get(c);
         return k !== undefined && Number.isInteger(k.replicas) && k.replicas >= 0 && Number.isInteger(k.inFlight) && k.inFlight >= 1;
       };
-      if (callees.length > 0 && callees.every(sized)) {
+      let allSized = this.sizedCache.get(callees);
+      if (allSized === undefined) this.sizedCache.set(callees, (allSized = callees.every(sized)));
+      if (callees.length > 0 && allSized) {
         const capacity = this.capacityOf(callees);
         if (roleFanOut > capacity) {
           roleError(role, problem('fanOutConcurrency', `${roleFanOut} tasks in flight exceed the ${capacity} its callees (${callees.length > 8 ? `${callees.slice(0, 8).join(', ')}, ...` : callees.join(', ')}) can ever hold (replicas × maxInFlightTasks)`, `lower fanOutConcurrency to ${capacity} or add callee replicas / maxInFlightTasks`));

@@ -1,5 +1,5 @@
 import Ajv, { ErrorObject } from 'ajv';
-import { AgentConfig } from '../config';
+import { AgentConfig, callsUpstream } from '../config';
 import { ChatMessage, Task, TaskResult } from '../types';
 import { ancestors, findCycle } from '../workflow/dag';
 import { NAME_PATTERN, templateRefs } from '../workflow/template';
@@ -161,7 +161,8 @@ export function deterministicModel(config: AgentConfig): string {
 /** Roles a job may name at this entry: what its callees reach, and itself when it calls the upstream. */
 export function reachableRoles(config: AgentConfig): string[] {
   const roles = new Set(config.peers.flatMap((p) => p.roles ?? [p.role]));
-  if (config.kind === 'worker' || (config.kind === 'peer' && config.peers.length === 0)) roles.add(config.role);
+  // a worker always runs its own tasks; a mesh peer reaches itself through its peer list when it has one
+  if (callsUpstream(config.kind) && (config.kind === 'worker' || config.peers.length === 0)) roles.add(config.role);
   return [...roles];
 }
 

@@ -27,11 +27,12 @@ import { REVISION_MARKER, VERDICT_INSTRUCTION } from '../workflow/verdict';
 //   properties `pass` and `feedback`, or whose last user message ends with
 //   the verdict instruction the workflow engine adds (VERDICT_INSTRUCTION, for
 //   workers that do not send response_format). It is answered with a verdict
-//   judged on its last user message:
+//   judged on its last user message (one carrying `[[bad-json]]` or
+//   `[[bad-schema]]` is left to the structured-answer rule above):
 //     contains `REJECT-ALWAYS`  → {"pass": false, "feedback": "mock: REJECT-ALWAYS asks for another round"}
 //     contains `NOT-A-VERDICT`  → plain text, not a verdict
 //     contains `draft-v1`       → {"pass": false, "feedback": "mock: draft-v1 needs a concrete example"}
-//     otherwise                 → {"pass": true, "feedback": "mock: accepted"}
+//     otherwise                 → {"pass": true, "feedback": "mock"}
 // - Any other request whose messages contain `#revise-once` is a draft: its
 //   answer starts with `draft-v<N>`, N = 1 + the revision requests (user
 //   turns carrying REVISION_MARKER) in it. So the first draft is rejected and
@@ -133,11 +134,11 @@ export function verdictAnswer(body: ChatBody): string | undefined {
   const props = schema?.properties;
   const judged = lastUserText(body);
   const asked = (props !== undefined && 'pass' in props && 'feedback' in props) || judged.trimEnd().endsWith(VERDICT_INSTRUCTION);
-  if (!asked) return undefined;
+  if (!asked || judged.includes('[[bad-json]]') || judged.includes('[[bad-schema]]')) return undefined;
   if (judged.includes('NOT-A-VERDICT')) return 'I think it is fine.';
   if (judged.includes('REJECT-ALWAYS')) return JSON.stringify({ pass: false, feedback: 'mock: REJECT-ALWAYS asks for another round' });
   if (judged.includes('draft-v1')) return JSON.stringify({ pass: false, feedback: 'mock: draft-v1 needs a concrete example' });
-  return JSON.stringify({ pass: true, feedback: 'mock: accepted' });
+  return JSON.stringify({ pass: true, feedback: 'mock' });
 }
 
 /** `draft-v<N> ` for a draft request (see the workflow rules at the top), else ''. */

@@ -24,10 +24,12 @@ const verdictFormat = { response_format: { type: 'json_schema', json_schema: { n
 
 test('a verdict request (by response_format or by the verdict line) gets a verdict judged on its last user message', async () => {
   expect(JSON.parse(await chat([{ role: 'user', content: 'Check: draft-v1 echo:abc' }], verdictFormat))).toEqual({ pass: false, feedback: 'mock: draft-v1 needs a concrete example' });
-  expect(JSON.parse(await chat([{ role: 'user', content: 'Check: draft-v2 echo:abc' }], verdictFormat))).toEqual({ pass: true, feedback: 'mock: accepted' });
+  expect(JSON.parse(await chat([{ role: 'user', content: 'Check: draft-v2 echo:abc' }], verdictFormat))).toEqual({ pass: true, feedback: 'mock' });
   expect(JSON.parse(await chat([{ role: 'user', content: `Check: draft-v1\n\n${VERDICT_INSTRUCTION}` }]))).toMatchObject({ pass: false });
   expect(JSON.parse(await chat([{ role: 'user', content: 'REJECT-ALWAYS draft-v7' }], verdictFormat))).toMatchObject({ pass: false, feedback: expect.stringMatching(/REJECT-ALWAYS/) });
   expect(await chat([{ role: 'user', content: 'NOT-A-VERDICT' }], verdictFormat)).toBe('I think it is fine.');
+  // the generic structured answer's failure markers still apply to a verdict schema
+  expect(await chat([{ role: 'user', content: 'judge [[bad-json]]' }], verdictFormat)).toBe('{"answer": "cut off');
   // a json_schema that is not a verdict gets the generic structured answer, not a verdict
   const other = { response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string' } } } } } };
   expect(JSON.parse(await chat([{ role: 'user', content: 'draft-v1' }], other))).not.toHaveProperty('pass');
