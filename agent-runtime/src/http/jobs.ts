@@ -46,20 +46,7 @@ const jobSchema = {
         properties: {
           id: { type: 'string', minLength: 1, maxLength: 200 },
           prompt: { type: 'string', minLength: 1 },
-          messages: {
-            type: 'array',
-            minItems: 1,
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['role', 'content'],
-              properties: {
-                role: { enum: ['system', 'user', 'assistant', 'tool'] },
-                content: { type: 'string' },
-                name: { type: 'string' },
-              },
-            },
-          },
+          messages: messagesSchema,
           model: { type: 'string', minLength: 1 },
           max_tokens: { type: 'integer', minimum: 1 },
           role: { type: 'string', minLength: 1 },
