@@ -106,6 +106,8 @@ export class CalleeQueue {
       }
     }
     const p = this.waiters.wait({ key: req.key, eligible: req.eligible, exclude: req.waitExclude }, req.deadlineAt - this.marginMs - (service ?? 0), req.signal, req.front);
+    // refused at once (drained, or already cancelled): it never joined, so it is not counted
+    if (this.waiters.drained || req.signal?.aborted) return p;
     const n = (this.waitingByKey.get(req.key) ?? 0) + 1;
     this.waitingByKey.set(req.key, n);
     this.observer(req.key)?.length(n);
