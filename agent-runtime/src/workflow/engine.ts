@@ -232,7 +232,8 @@ export function runWorkflow(wf: Workflow, opts: WorkflowRunOptions): Promise<Ste
         if (st.status !== 'waiting') continue;
         st.status = 'running';
         running += 1;
-        const work = st.step.validates ? validate(st) : runOnce(st, firstRequest(st)).then((r) => (r.ok ? undefined : r.error));
+        // started inside a promise, so a throw while building the request settles the job instead of hanging it
+        const work = Promise.resolve().then(() => (st.step.validates ? validate(st) : runOnce(st, firstRequest(st)).then((r) => (r.ok ? undefined : r.error))));
         work.then(
           (error) => {
             running -= 1;

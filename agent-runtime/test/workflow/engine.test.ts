@@ -266,3 +266,22 @@ describe('chains', () => {
     expect(results.find((r) => r.id === 's3')!.error!.code).toBe('dependency_failed');
   });
 });
+
+describe('a request that cannot be built', () => {
+  // parseJob refuses such templates with a 400; a hand-built workflow that slips one past it
+  // must end the job with an error, never leave it (and its HTTP request) hanging
+  test('a template naming a step with no answer rejects the run instead of hanging it', async () => {
+    const step = (id: string, content: string, dependsOn: string[], index: number) => ({
+      id,
+      index,
+      messages: [{ role: 'user' as const, content }],
+      dependsOn,
+      maxRounds: 3,
+      context: 'isolated' as const,
+    });
+    const wf: Workflow = { input: {}, steps: [step('a', 'first', [], 0), step('b', 'uses {{steps.ghost.content}}', ['a'], 1)] };
+    const f = fakeRunner();
+    await expect(runWorkflow(wf, { run: f.run, concurrency: 2 })).rejects.toBeInstanceOf(Error);
+    expect(f.calls.map((c) => c.task.id)).toEqual(['a']);
+  }, 10_000);
+});
