@@ -7,6 +7,8 @@
 // holding a slot, putting a returning waiter back at the head, and shedding
 // on arrival from a measured service time.
 
+import { ExpiryTimer } from './expiry-timer';
+
 /** Why a waiter left the queue without a slot. */
 export type ExitReason = 'deadline' | 'cancelled' | 'drained' | 'shed' | 'full';
 
@@ -72,8 +74,7 @@ export const STOP = Symbol('stop');
  */
 export class FifoWaitList<T, M> {
   private readonly list: Array<Entry<T, M>> = [];
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly timer = new ExpiryTimer(() => this.expire());
   private drainedWith?: string;
 
   /** `onLeave` sees every waiter once as it leaves: granted (reason undefined) or not. */
@@ -109,7 +110,7 @@ export class FifoWaitList<T, M> {
       }
       if (front) this.list.unshift(entry);
       else this.list.push(entry);
-      if (exitAt < this.timerAt) this.arm(exitAt);
+      this.timer.armFor(exitAt);
     });
   }
 
@@ -153,30 +154,17 @@ export class FifoWaitList<T, M> {
 
   private settle(e: Entry<T, M>): void {
     if (e.onAbort) e.signal!.removeEventListener('abort', e.onAbort);
-    if (this.list.length === 0 && this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      this.timerAt = Infinity;
-    }
-  }
-
-  private arm(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.expire(), Math.max(1, at - Date.now()));
-    this.timer.unref();
+    if (this.list.length === 0) this.timer.clear();
   }
 
   private expire(): void {
-    this.timer = undefined;
-    this.timerAt = Infinity;
     const now = Date.now();
     let next = Infinity;
     for (const e of [...this.list]) {
       if (e.exitAt <= now) this.leave(e, new AdmissionExit('deadline', `waited ${now - e.enqueuedAt} ms for capacity; the deadline can no longer be met`));
       else if (e.exitAt < next) next = e.exitAt;
     }
-    if (next < Infinity && next < this.timerAt) this.arm(next);
+    if (next < Infinity) this.timer.armFor(next);
   }
 }
 

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { AgentServiceClient, ResultBatch, TaskBatch, WireResult, WireTask } from '../grpc/service';
+import { ExpiryTimer } from './expiry-timer';
 
 interface Waiter {
   resolve(r: WireResult | undefined): void;
@@ -54,8 +55,7 @@ export class PeerSession {
   private readonly queued = new Map<number, { tasks: WireTask[]; bytes: number }>();
   private flushScheduled = false;
   private nextSeq = 1;
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly timer = new ExpiryTimer(() => this.expire());
   private ended = false;
 
   /**
@@ -114,7 +114,7 @@ export class PeerSession {
     }
     return new Promise((resolve, reject) => {
       this.waiters.set(seq, { resolve, reject, expiresAt });
-      if (expiresAt < this.timerAt) this.arm(expiresAt);
+      this.timer.armFor(expiresAt);
     });
   }
 
@@ -135,16 +135,7 @@ export class PeerSession {
     this.call.write({ tasks, hop });
   }
 
-  private arm(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.expire(), Math.max(1, at - Date.now()));
-    this.timer.unref();
-  }
-
   private expire(): void {
-    this.timer = undefined;
-    this.timerAt = Infinity;
     const now = Date.now();
     let next = Infinity;
     for (const [seq, w] of this.waiters) {
@@ -155,13 +146,11 @@ export class PeerSession {
         next = w.expiresAt;
       }
     }
-    if (next < Infinity) this.arm(next);
+    if (next < Infinity) this.timer.armFor(next);
   }
 
   private close(err?: grpc.ServiceError): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    this.timer.clear();
     const first = !this.ended;
     this.ended = true;
     const waiting = [...this.waiters.values()];
