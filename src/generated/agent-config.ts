@@ -13,6 +13,10 @@ export type AgentKind = 'coordinator' | 'supervisor' | 'worker' | 'peer';
  */
 export type WorkerKind = 'task-executor' | 'data-retrieval' | 'validation' | 'general';
 export type DnsLabel = string;
+/**
+ * 'api-keys': every request needs Authorization: Bearer <key> listed in keysFile; 'none': open, for a trusted namespace.
+ */
+export type ApiAuthMode = 'api-keys' | 'none';
 
 /**
  * The one contract between the cdk8s constructs and the agent runtime. The constructs render it into each role's ConfigMap (key agent-config.json); the runtime validates it at boot and refuses to start, naming the field, when it does not match.
@@ -103,6 +107,10 @@ export interface AgentConfig {
   };
   behavior?: RoleBehavior;
   tools?: RoleTools;
+  jobStore?: JobStoreConfig;
+  auth?: ApiAuthConfig;
+  budgets?: BudgetConfig;
+  tls?: TlsConfig;
 }
 export interface PeerEntry {
   role: DnsLabel;
@@ -229,4 +237,73 @@ export interface McpServerEntry {
    * Only these tools of the server are offered. Absent: every tool it lists.
    */
   allowedTools?: string[];
+}
+/**
+ * The durable job store (NATS JetStream): a work-queue stream for jobs and a KV bucket for job state, results and budgets. Absent: jobs live in the memory of the pod that took them (the API answers "durable": false).
+ */
+export interface JobStoreConfig {
+  /**
+   * NATS server URL; several may be given comma-separated, e.g. nats://agents-nats.agents.svc.cluster.local:4222
+   */
+  url: string;
+  /**
+   * Path of a NATS credentials (.creds) file mounted read-only from a Secret. Absent: connect without credentials.
+   */
+  credentialsFile?: string;
+  /**
+   * JetStream stream (work-queue retention) that holds submitted jobs.
+   */
+  stream: string;
+  /**
+   * Durable pull consumer the job runners share; KEDA scales on its pending count.
+   */
+  consumer: string;
+  /**
+   * KV bucket for job state, results, idempotency keys and budgets.
+   */
+  bucket: string;
+  /**
+   * Replicas of the stream and the bucket (at most the NATS cluster size).
+   */
+  replicas: number;
+}
+/**
+ * Authentication on the entry's HTTP API (jobs and A2A). Only the entry role uses it. Absent: open (local mode without --api-keys).
+ */
+export interface ApiAuthConfig {
+  mode: ApiAuthMode;
+  /**
+   * With mode api-keys: path of keys.json mounted from a Secret: [{"tenant","key_sha256","daily_budget_usd"?}].
+   */
+  keysFile?: string;
+}
+/**
+ * Spend limits enforced by reservation before each upstream attempt (per job budgets come in the job body, per tenant ones in keys.json).
+ */
+export interface BudgetConfig {
+  /**
+   * The most the whole cluster may spend per clock hour (UTC), in USD. Absent: no cluster limit.
+   */
+  clusterHourlyUsd?: number;
+}
+/**
+ * mTLS between agents: this agent serves gRPC over TLS, presents its certificate when it calls peers, and accepts only callers whose certificate names a role in allowedCallers. Absent: plain-text gRPC.
+ */
+export interface TlsConfig {
+  /**
+   * PEM certificate of this role (its URI SAN names the role, see CONTRACT.md).
+   */
+  certFile: string;
+  /**
+   * PEM private key of the certificate.
+   */
+  keyFile: string;
+  /**
+   * PEM CA bundle that signs every agent certificate of the cluster.
+   */
+  caFile: string;
+  /**
+   * Roles with an edge of the topology to this role; callers presenting another role are refused with PERMISSION_DENIED.
+   */
+  allowedCallers: DnsLabel[];
 }
