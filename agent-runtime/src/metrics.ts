@@ -1,10 +1,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BudgetMetrics } from './budget/budgets';
+import type { BudgetKind } from './budget/ledger';
 import { ExitReason, QueueObserver } from './coordination/admission';
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2, isolated: 3 } as const;
 
 /** Every metric of one process, on its own registry (nothing global). */
-export class RuntimeMetrics {
+export class RuntimeMetrics implements BudgetMetrics {
   readonly registry = new Registry();
   readonly upstreamRequests: Counter<'model' | 'outcome'>;
   readonly upstreamLatency: Histogram<'model'>;
@@ -30,6 +32,13 @@ export class RuntimeMetrics {
   readonly queueWait: Histogram<'stage' | 'target'>;
   readonly queueExits: Counter<'stage' | 'target' | 'reason'>;
   private readonly queueObservers = new Map<string, QueueObserver>();
+  // ---- budgets (issue 12): tenant labels are tenant names from keys.json, never keys ----
+  readonly tenantSpendUsd: Counter<'tenant'>;
+  readonly budgetLimitUsd: Gauge<'budget' | 'tenant'>;
+  readonly budgetSpentUsd: Gauge<'budget' | 'tenant'>;
+  readonly budgetRemainingUsd: Gauge<'budget' | 'tenant'>;
+  readonly budgetRefusals: Counter<'budget'>;
+  readonly authFailures: Counter<'reason'>;
 
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
@@ -97,6 +106,28 @@ export class RuntimeMetrics {
       registers,
     });
     this.queueExits = new Counter({ name: 'agent_admission_queue_exits_total', help: 'Tasks that left or were refused without a slot: shed, deadline, cancelled, drained, full', labelNames: ['stage', 'target', 'reason'], registers });
+    this.tenantSpendUsd = new Counter({ name: 'agent_tenant_spend_usd_total', help: 'Settled upstream spend in USD by tenant (the API key\'s tenant; empty when the API runs open)', labelNames: ['tenant'], registers });
+    const budgetHelp = 'budget: tenant_daily (label tenant) or cluster_hourly, as this pod last saw it (the shared ledger with a job store, else this pod\'s)';
+    this.budgetLimitUsd = new Gauge({ name: 'agent_budget_limit_usd', help: `Limit of the current window in USD; ${budgetHelp}`, labelNames: ['budget', 'tenant'], registers });
+    this.budgetSpentUsd = new Gauge({ name: 'agent_budget_spent_usd', help: `Settled spend of the current window in USD; ${budgetHelp}`, labelNames: ['budget', 'tenant'], registers });
+    this.budgetRemainingUsd = new Gauge({ name: 'agent_budget_remaining_usd', help: `Limit minus settled and held spend in USD; ${budgetHelp}`, labelNames: ['budget', 'tenant'], registers });
+    this.budgetRefusals = new Counter({ name: 'agent_budget_refusals_total', help: 'Upstream attempts not made, and jobs answered 429, because a budget had no room (job, tenant_daily, cluster_hourly)', labelNames: ['budget'], registers });
+    this.authFailures = new Counter({ name: 'agent_api_auth_failures_total', help: 'HTTP API requests refused 401 (missing, malformed or unknown key)', labelNames: ['reason'], registers });
+  }
+
+  budgetRefused(kind: BudgetKind): void {
+    this.budgetRefusals.inc({ budget: kind });
+  }
+
+  tenantSpend(tenant: string, usd: number): void {
+    this.tenantSpendUsd.inc({ tenant }, usd);
+  }
+
+  budgetState(kind: BudgetKind, tenant: string, limitUsd: number, spentUsd: number, heldUsd: number): void {
+    const labels = { budget: kind, tenant };
+    this.budgetLimitUsd.set(labels, limitUsd);
+    this.budgetSpentUsd.set(labels, spentUsd);
+    this.budgetRemainingUsd.set(labels, Math.max(0, limitUsd - spentUsd - heldUsd));
   }
 
   /** The counters of one admission queue (cached: called per task). */

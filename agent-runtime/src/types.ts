@@ -42,6 +42,19 @@ export interface Task {
    * answer that does not parse and validate ends the task `bad_response`.
    */
   readonly responseSchema?: { readonly name: string; readonly schema: Readonly<Record<string, unknown>> };
+  /** The budgets the task's upstream calls are charged against besides the cluster's (set by the entry, carried to the worker). */
+  readonly spend?: SpendScope;
+}
+
+/** Whose money a task spends: its job (and the job's budget) and the tenant of the API key that submitted it. */
+export interface SpendScope {
+  readonly jobId: string;
+  /** The job's `budget_usd`; undefined: no job budget. */
+  readonly jobBudgetUsd?: number;
+  /** The tenant of the API key; undefined when the API runs open. */
+  readonly tenant?: string;
+  /** The tenant's daily budget from keys.json; undefined: no daily limit. */
+  readonly tenantDailyBudgetUsd?: number;
 }
 
 /** One MCP tool call the model asked for while a task ran. */
@@ -76,6 +89,7 @@ export type TaskErrorCode =
   | 'tool_rounds_exceeded' // the model kept asking for tools past tools.maxRounds
   | 'dependency_failed' // workflow: a step this one depends on failed, so it was not run
   | 'validation_failed' // workflow: the validated step never passed within max_rounds
+  | 'budget_exceeded' // the attempt's worst-case cost did not fit a budget (job, tenant daily, cluster hourly): not made
   | 'internal';
 
 export interface TaskError {

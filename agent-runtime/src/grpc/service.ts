@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { ChatMessage, Task, TaskResult } from '../types';
+import { ChatMessage, SpendScope, Task, TaskResult } from '../types';
 
 export const PROTO_PATH = path.resolve(__dirname, '..', '..', 'proto', 'agent.proto');
 
@@ -27,6 +27,13 @@ export interface WireTask {
   /** proto3 optional: absent (not 0) when the task sets none. */
   temperature?: number;
   response_schema?: { name: string; schema_json: string } | null;
+  spend?: WireSpend | null;
+}
+export interface WireSpend {
+  job_id: string;
+  job_budget_usd?: number | null;
+  tenant?: string;
+  tenant_daily_budget_usd?: number | null;
 }
 export interface WireResult {
   id: string;
@@ -126,6 +133,12 @@ export function toWireTask(t: Task): WireTask {
   const w: WireTask = { id: t.id, messages: t.messages.map(toWireMessage), model: t.model ?? '', max_tokens: t.maxTokens ?? 0, role: t.role ?? '' };
   if (t.temperature !== undefined) w.temperature = t.temperature;
   if (t.responseSchema) w.response_schema = { name: t.responseSchema.name, schema_json: JSON.stringify(t.responseSchema.schema) };
+  if (t.spend) {
+    const s: WireSpend = { job_id: t.spend.jobId, tenant: t.spend.tenant ?? '' };
+    if (t.spend.jobBudgetUsd !== undefined) s.job_budget_usd = t.spend.jobBudgetUsd;
+    if (t.spend.tenantDailyBudgetUsd !== undefined) s.tenant_daily_budget_usd = t.spend.tenantDailyBudgetUsd;
+    w.spend = s;
+  }
   return w;
 }
 
@@ -139,7 +152,24 @@ export function fromWireTask(w: WireTask): Task {
     ...(w.role ? { role: w.role } : {}),
     ...(w.temperature !== undefined && w.temperature !== null ? { temperature: w.temperature } : {}),
     ...(w.response_schema && w.response_schema.name ? { responseSchema: { name: w.response_schema.name, schema: parseSchema(w.response_schema) } } : {}),
+    ...(w.spend ? { spend: parseSpend(w.spend) } : {}),
   };
+}
+
+/** Budget ids become ledger keys: a caller cannot reach another budget's key through them. */
+const BUDGET_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+function parseSpend(s: WireSpend): SpendScope {
+  if (!BUDGET_ID.test(s.job_id ?? '')) throw new Error('spend.job_id must be 1-128 letters, digits, - or _');
+  if (s.tenant && !BUDGET_ID.test(s.tenant)) throw new Error('spend.tenant must be 1-128 letters, digits, - or _');
+  const usd = (v: number | null | undefined, field: string) => {
+    if (v === undefined || v === null) return undefined;
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`spend.${field} must be a number of USD greater than 0`);
+    return v;
+  };
+  const job = usd(s.job_budget_usd, 'job_budget_usd');
+  const daily = usd(s.tenant_daily_budget_usd, 'tenant_daily_budget_usd');
+  return { jobId: s.job_id, ...(job !== undefined ? { jobBudgetUsd: job } : {}), ...(s.tenant ? { tenant: s.tenant } : {}), ...(daily !== undefined ? { tenantDailyBudgetUsd: daily } : {}) };
 }
 
 function parseSchema(s: { name: string; schema_json: string }): Record<string, unknown> {

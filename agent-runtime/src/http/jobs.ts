@@ -54,6 +54,7 @@ const jobSchema = {
       },
     },
     deadline_ms: { type: 'integer', minimum: 1 },
+    budget_usd: { type: 'number', exclusiveMinimum: 0 },
   },
 } as const;
 
@@ -91,6 +92,7 @@ const stepsJobSchema = {
     },
     context: { enum: ['isolated', 'chain'] },
     deadline_ms: { type: 'integer', minimum: 1 },
+    budget_usd: { type: 'number', exclusiveMinimum: 0 },
   },
 } as const;
 
@@ -104,6 +106,7 @@ export const DEFAULT_MAX_ROUNDS = 3;
 interface JobBody {
   tasks: Array<{ id?: string; prompt?: string; messages?: ChatMessage[]; model?: string; max_tokens?: number; role?: string }>;
   deadline_ms?: number;
+  budget_usd?: number;
 }
 
 interface StepBody {
@@ -124,10 +127,17 @@ interface StepsJobBody {
   input?: Record<string, string | number | boolean>;
   context?: StepContext;
   deadline_ms?: number;
+  budget_usd?: number;
 }
 
-/** A checked POST /v1/jobs body: a batch of tasks, or a workflow of steps. */
-export type ParsedJob = { kind: 'tasks'; tasks: Task[]; deadlineAt: number; deadlineMs: number } | { kind: 'steps'; workflow: Workflow; deadlineAt: number; deadlineMs: number };
+/**
+ * A checked POST /v1/jobs body: a batch of tasks, or a workflow of steps.
+ * `budgetUsd`: the job's `budget_usd` (the most all its upstream calls may
+ * cost together), when it gives one.
+ */
+export type ParsedJob =
+  | { kind: 'tasks'; tasks: Task[]; deadlineAt: number; deadlineMs: number; budgetUsd?: number }
+  | { kind: 'steps'; workflow: Workflow; deadlineAt: number; deadlineMs: number; budgetUsd?: number };
 
 /** `/steps/2/max_rounds` → `steps.2.max_rounds`, with the unknown field when there is one. */
 function schemaMessage(e: ErrorObject, name: (field: string) => string = (f) => f): string {
@@ -188,7 +198,14 @@ export function parseJob(raw: string, config: AgentConfig, now = Date.now()): Pa
       ...(t.role ? { role: t.role } : {}),
     };
   });
-  return { kind: 'tasks', tasks, deadlineAt: now + deadlineMs, deadlineMs };
+  return { kind: 'tasks', tasks, deadlineAt: now + deadlineMs, deadlineMs, ...budgetOf(job.budget_usd) };
+}
+
+function budgetOf(usd: number | undefined): { budgetUsd?: number } {
+  if (usd === undefined) return {};
+  // ledgers count whole nano-USD: a budget below one has no room for any call
+  if (usd < 1e-9) throw new RequestError(400, `budget_usd: ${usd} is below the smallest amount counted (0.000000001 USD)`);
+  return { budgetUsd: usd };
 }
 
 function deadlineOf(requested: number | undefined, config: AgentConfig): number {
@@ -288,7 +305,7 @@ function parseSteps(body: object, config: AgentConfig, now: number): ParsedJob {
       context: s.context ?? job.context ?? 'isolated',
     };
   });
-  return { kind: 'steps', workflow: { input, steps }, deadlineAt: now + deadlineMs, deadlineMs };
+  return { kind: 'steps', workflow: { input, steps }, deadlineAt: now + deadlineMs, deadlineMs, ...budgetOf(job.budget_usd) };
 }
 
 /** The API's snake_case view of a result. */

@@ -2,7 +2,9 @@ import type Ajv from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import { AgentConfig } from '../config';
-import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow } from '../context/window';
+import { BudgetExceededError, Budgets, BudgetUnavailableError, worstCaseNano } from '../budget/budgets';
+import type { Reservation } from '../budget/ledger';
+import { ContextOverflowError, countTokens, fitsWithoutCounting, fitToWindow, messageTokens, REPLY_PRIMING_TOKENS } from '../context/window';
 import { costUsd } from '../cost';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
@@ -10,7 +12,7 @@ import { buildModelPolicies, DeadlineExceededError, drainPolicies, ModelPolicy }
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
 import type { ToolRunner } from '../tools/mcp-toolbox';
-import { ChatMessage, Task, TaskErrorCode, TaskExecutor, TaskResult, ToolCallRecord, Usage } from '../types';
+import { ChatMessage, SpendScope, Task, TaskErrorCode, TaskExecutor, TaskResult, ToolCallRecord, Usage } from '../types';
 
 export interface InferenceExecutorOptions {
   readonly config: AgentConfig;
@@ -22,6 +24,8 @@ export interface InferenceExecutorOptions {
   readonly random?: () => number;
   /** The role's MCP tools (config `tools`); absent: the model is offered none. */
   readonly tools?: ToolRunner;
+  /** Budgets every upstream attempt reserves against (absent: none apply). */
+  readonly budgets?: Budgets;
 }
 
 /**
@@ -135,7 +139,7 @@ export class InferenceExecutor implements TaskExecutor {
     const chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
     let from = 0;
     for (let round = 0; ; round++) {
-      const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal);
+      const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal, task.spend);
       attempts += answer.attempts;
       if (!answer.ok) return fail(answer.code, answer.message, answer.model);
       // later rounds start at the model that answered, not back at a failing one
@@ -190,6 +194,7 @@ export class InferenceExecutor implements TaskExecutor {
     deadlineAt: number,
     taskId: string,
     signal?: AbortSignal,
+    spend?: SpendScope,
   ): Promise<{ ok: true; model: string; index: number; response: ChatResponse; attempts: number } | { ok: false; code: TaskErrorCode; message: string; model?: string; attempts: number }> {
     const metrics = this.opts.metrics;
     let attempts = 0;
@@ -210,10 +215,14 @@ export class InferenceExecutor implements TaskExecutor {
         }
         throw e;
       }
+      const budgets = this.opts.budgets?.applies(spend) ? this.opts.budgets : undefined;
+      // With a budget, the call must have a bound: without max_tokens the
+      // worst case is the rest of the model's window, and the request says so.
+      const worst = budgets ? this.worstCase(model, messages, call) : undefined;
       const req: ChatRequest = {
         model,
         messages,
-        max_tokens: call.maxTokens,
+        max_tokens: call.maxTokens ?? worst?.maxTokens,
         ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
         ...(call.tools && call.tools.length > 0 ? { tools: call.tools } : {}),
         ...(call.responseFormat ? { response_format: call.responseFormat } : {}),
@@ -222,16 +231,24 @@ export class InferenceExecutor implements TaskExecutor {
         const { value, attempts: n } = await policy.execute(
           deadlineAt,
           async (timeoutMs, s) => {
+            // each attempt (retries too) holds its worst case first; one that does not fit is not made
+            const hold: Reservation | undefined = budgets && worst ? await budgets.reserve(spend, worst.nano) : undefined;
+            let spentUsd = 0;
             const t0 = process.hrtime.bigint();
             try {
               const res = await this.opts.client.chat(req, { timeoutMs, signal: s });
               metrics.upstreamRequests.inc({ model, outcome: 'ok' });
+              spentUsd = costUsd(entry, res.usage);
               return res;
             } catch (e) {
               metrics.upstreamRequests.inc({ model, outcome: e instanceof UpstreamError ? e.name : 'error' });
               throw e;
             } finally {
               metrics.upstreamLatency.observe({ model }, Number(process.hrtime.bigint() - t0) / 1e9);
+              if (hold) {
+                // a failed settle leaves the worst case held: the budget stays on the safe side
+                await budgets!.settle(hold, spentUsd, spend).catch((e: Error) => this.opts.logger.error({ task: taskId, model, err: e.message }, 'budget settle failed; the reservation stays held'));
+              }
             }
           },
           signal,
@@ -239,7 +256,8 @@ export class InferenceExecutor implements TaskExecutor {
         attempts += n;
         return { ok: true, model, index: i, response: value, attempts };
       } catch (e) {
-        attempts += attemptsOf(e);
+        // a refused attempt was counted by the policy but never made
+        attempts += attemptsOf(e) - (e instanceof BudgetExceededError || e instanceof BudgetUnavailableError ? 1 : 0);
         if (signal?.aborted) return { ok: false, code: 'cancelled', message: 'handed back: agent shutting down', model, attempts };
         const mapped = mapError(e);
         lastError = { ...mapped, model };
@@ -248,6 +266,22 @@ export class InferenceExecutor implements TaskExecutor {
       }
     }
     return { ok: false, code: lastError?.code ?? 'internal', message: lastError?.message ?? 'no model could be tried', model: lastError?.model, attempts };
+  }
+
+  /**
+   * The most one attempt can cost: every prompt token (messages, tool
+   * definitions and the answer schema, counted with the model's tokenizer)
+   * at the input price, and max_tokens (the task's, else what is left of the
+   * window) at the output price.
+   */
+  private worstCase(model: string, messages: readonly ChatMessage[], call: CallShape): { nano: number; maxTokens: number } {
+    const entry = this.config.catalog[model];
+    let prompt = REPLY_PRIMING_TOKENS;
+    for (const m of messages) prompt += messageTokens(m, entry.tokenizer);
+    if (call.tools && call.tools.length > 0) prompt += countTokens(JSON.stringify(call.tools), entry.tokenizer);
+    if (call.responseFormat) prompt += countTokens(JSON.stringify(call.responseFormat), entry.tokenizer);
+    const maxTokens = call.maxTokens ?? Math.max(1, entry.contextWindowTokens - prompt);
+    return { nano: worstCaseNano(entry, prompt, maxTokens), maxTokens };
   }
 
   /** Records one answer's tokens and spend; returns its cost. */
@@ -336,6 +370,8 @@ function attemptsOf(e: unknown): number {
 function mapError(e: unknown): { code: TaskErrorCode; message: string; tryNext: boolean } {
   const message = (e as Error).message ?? String(e);
   if (e instanceof DeadlineExceededError) return { code: 'deadline_exceeded', message, tryNext: false };
+  if (e instanceof BudgetExceededError) return { code: 'budget_exceeded', message, tryNext: false };
+  if (e instanceof BudgetUnavailableError) return { code: 'unavailable', message, tryNext: false };
   if (e instanceof BrokenCircuitError) return { code: 'circuit_open', message: `circuit open: ${message}`, tryNext: true };
   if (e instanceof TaskCancelledError) return { code: 'cancelled', message: `cancelled: ${message}`, tryNext: false };
   if (e instanceof BulkheadRejectedError) return { code: 'overloaded', message: 'model concurrency limit and queue are full', tryNext: true };
