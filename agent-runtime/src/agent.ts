@@ -1,7 +1,9 @@
+import { openBudgets } from './budget/open';
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { createGrpcServer } from './grpc/server';
+import { authenticatorFor } from './http/auth';
 import { jobRoutes } from './http/job-routes';
 import { createHttpServer } from './http/server';
 import { InferenceExecutor } from './inference/executor';
@@ -39,12 +41,14 @@ export interface StartAgentOptions {
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
   const logger = opts.logger ?? createLogger({ level: env.logLevel, agentId: env.agentId, role: env.role });
   const metrics = new RuntimeMetrics({ role: config.role });
+  const auth = authenticatorFor(config.auth, env.configFile);
+  const budgets = await openBudgets(config, metrics);
   const client = callsUpstream(config.kind) ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
   // MCP servers are connected in the background: one that is down never stops the pod from booting or serving.
   // The MCP SDK is loaded only by roles that list tool servers (it adds about a second to boot).
   const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
   toolbox?.warm();
-  const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
+  const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox, budgets }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
   const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
   await pool?.start();
@@ -61,6 +65,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     lifecycle,
     admission: new TaskAdmission(config.concurrency.maxInFlightTasks, metrics, env.agentId),
     run: makeRun({ config, env, executor, dispatcher, lifecycle }),
+    auth,
+    budgets,
     ready: () => {
       if (lifecycle.draining) return { ok: false, why: 'draining' };
       if (pool && !pool.ready) return { ok: false, why: 'peers not resolved yet' };
@@ -93,6 +99,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         pool?.close();
         await client?.close();
         await toolbox?.close();
+        await budgets.close();
       },
     });
 

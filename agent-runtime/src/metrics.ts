@@ -38,6 +38,7 @@ export class RuntimeMetrics implements BudgetMetrics {
   readonly budgetSpentUsd: Gauge<'budget' | 'tenant'>;
   readonly budgetRemainingUsd: Gauge<'budget' | 'tenant'>;
   readonly budgetRefusals: Counter<'budget'>;
+  readonly budgetConflicts: Counter;
   readonly authFailures: Counter<'reason'>;
 
   constructor(labels: Record<string, string> = {}) {
@@ -112,6 +113,7 @@ export class RuntimeMetrics implements BudgetMetrics {
     this.budgetSpentUsd = new Gauge({ name: 'agent_budget_spent_usd', help: `Settled spend of the current window in USD; ${budgetHelp}`, labelNames: ['budget', 'tenant'], registers });
     this.budgetRemainingUsd = new Gauge({ name: 'agent_budget_remaining_usd', help: `Limit minus settled and held spend in USD; ${budgetHelp}`, labelNames: ['budget', 'tenant'], registers });
     this.budgetRefusals = new Counter({ name: 'agent_budget_refusals_total', help: 'Upstream attempts not made, and jobs answered 429, because a budget had no room (job, tenant_daily, cluster_hourly)', labelNames: ['budget'], registers });
+    this.budgetConflicts = new Counter({ name: 'agent_budget_cas_conflicts_total', help: 'Compare-and-set conflicts on the shared budget ledger, each retried', registers });
     this.authFailures = new Counter({ name: 'agent_api_auth_failures_total', help: 'HTTP API requests refused 401 (missing, malformed or unknown key)', labelNames: ['reason'], registers });
   }
 

@@ -1,6 +1,9 @@
 import type { ModelEntry } from '../config';
-import type { SpendScope, TaskResult } from '../types';
-import { BudgetKind, BudgetLedger, BudgetLine, limitNano, nanoCeil, Reservation, refusalMessage, usdOf } from './ledger';
+import type { SpendScope } from '../types';
+
+/** What budgets read of a task's or step's result: its settled cost and the pod that ran it. */
+export type Spent = ReadonlyArray<{ readonly agentId?: string; readonly costUsd: number }>;
+import { BudgetKind, BudgetLedger, BudgetLine, isSpent, limitNano, nanoCeil, Reservation, refusalMessage, usdOf } from './ledger';
 
 /** Where the budget metrics go (RuntimeMetrics implements it). */
 export interface BudgetMetrics {
@@ -148,18 +151,19 @@ export class Budgets {
    * (the 429 at submit, the report) includes them. Shared mode: nothing to
    * do, the workers settled into the shared ledger.
    */
-  async recordRemote(spend: SpendScope | undefined, results: readonly TaskResult[], ownAgentId: string): Promise<void> {
+  async recordRemote(spend: SpendScope | undefined, results: Spent, ownAgentId: string): Promise<void> {
     if (this.scope === 'shared') return;
     const remote = results.filter((r) => r.agentId !== ownAgentId).reduce((s, r) => s + r.costUsd, 0);
     if (remote <= 0) return;
     const lines = this.lines(spend).filter((l) => l.kind !== 'job');
+    // (the tenant's spend metric was counted by the pods that made the calls)
     await this.opts.ledger.record(lines, nanoCeil(remote));
-    if (spend?.tenant !== undefined) this.opts.metrics?.tenantSpend(spend.tenant, remote);
   }
 
   /**
-   * The budget a new job of this tenant would be refused by (all of it
-   * spent), or undefined: the entry answers 429 naming it.
+   * The budget a new job of this tenant would be refused by (nothing left,
+   * or less than the last attempt it refused needed), or undefined: the
+   * entry answers 429 naming it.
    */
   async exhausted(tenant: { tenant: string; dailyBudgetUsd?: number } | undefined): Promise<BudgetLine | undefined> {
     const at = this.now();
@@ -167,19 +171,19 @@ export class Budgets {
     for (const line of lines) {
       if (!line) continue;
       const s = await this.opts.ledger.read(line.key);
-      if (s.spentNano >= line.limitNano) return line;
+      if (isSpent(line, s)) return line;
     }
     return undefined;
   }
 
   /** Spend against each budget of a job: the job's from its results, the tenant's and the cluster's from the ledger. */
-  async report(spend: SpendScope | undefined, results: readonly TaskResult[]): Promise<BudgetReport[]> {
+  async report(spend: SpendScope | undefined, results: Spent): Promise<BudgetReport[]> {
     const out: BudgetReport[] = [];
     const at = this.now();
     if (spend?.jobBudgetUsd !== undefined) {
       const spent = results.reduce((s, r) => s + r.costUsd, 0);
-      // every result carries its settled cost, wherever it ran: the job's total is exact in both modes
-      out.push(row('job', spend.jobBudgetUsd, spent, 'shared'));
+      // every result carries its settled cost, wherever it ran: the total is exact in both modes (the scope says where it was enforced)
+      out.push(row('job', spend.jobBudgetUsd, spent, this.scope));
     }
     for (const line of this.lines(spend, at).filter((l) => l.kind !== 'job')) {
       const s = await this.opts.ledger.read(line.key).catch(() => undefined);

@@ -10,6 +10,8 @@ import { BudgetLedger, BudgetLine, BudgetState, EMPTY, fits, Reservation, Reserv
 interface StoredState {
   spent_nano: number;
   reserved_nano: number;
+  /** the worst case of the last attempt refused (BudgetState.refusedNano) */
+  refused_nano?: number;
   /** the limit the last writer applied, for readers that do not know it (GET /v1/jobs/<id> on another replica) */
   limit_nano?: number;
 }
@@ -68,10 +70,11 @@ export class KvLedger implements BudgetLedger {
     const ordered = [...lines].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const held: BudgetLine[] = [];
     for (const line of ordered) {
-      const r = await this.change(line.key, (s) => (fits(line, s, amountNano) ? { spentNano: s.spentNano, reservedNano: s.reservedNano + amountNano } : undefined), line.limitNano);
+      const r = await this.change(line.key, (s) => (fits(line, s, amountNano) ? { ...s, reservedNano: s.reservedNano + amountNano } : undefined), line.limitNano);
       if (!r.ok) {
         // give back what the lines before this one held
-        for (const h of held) await this.change(h.key, (s) => ({ spentNano: s.spentNano, reservedNano: Math.max(0, s.reservedNano - amountNano) }), h.limitNano);
+        for (const h of held) await this.change(h.key, (s) => ({ ...s, reservedNano: Math.max(0, s.reservedNano - amountNano) }), h.limitNano);
+        if (r.state.refusedNano !== amountNano) await this.change(line.key, (s) => (fits(line, s, amountNano) ? undefined : { ...s, refusedNano: amountNano }), line.limitNano);
         return { ok: false, line, state: r.state };
       }
       held.push(line);
@@ -81,12 +84,12 @@ export class KvLedger implements BudgetLedger {
 
   async settle(r: Reservation, actualNano: number): Promise<void> {
     for (const line of r.lines) {
-      await this.change(line.key, (s) => ({ spentNano: s.spentNano + actualNano, reservedNano: Math.max(0, s.reservedNano - r.amountNano) }), line.limitNano);
+      await this.change(line.key, (s) => ({ ...s, spentNano: s.spentNano + actualNano, reservedNano: Math.max(0, s.reservedNano - r.amountNano) }), line.limitNano);
     }
   }
 
   async record(lines: readonly BudgetLine[], amountNano: number): Promise<void> {
-    for (const line of lines) await this.change(line.key, (s) => ({ spentNano: s.spentNano + amountNano, reservedNano: s.reservedNano }), line.limitNano);
+    for (const line of lines) await this.change(line.key, (s) => ({ ...s, spentNano: s.spentNano + amountNano }), line.limitNano);
   }
 
   async read(key: string): Promise<BudgetState> {
@@ -108,7 +111,8 @@ export class KvLedger implements BudgetLedger {
     const e = await this.kv.get(key);
     if (!e || e.operation !== 'PUT') return { state: EMPTY, revision: e?.revision ?? 0, exists: e !== null };
     const v = e.json<StoredState>();
-    return { state: { spentNano: v.spent_nano, reservedNano: v.reserved_nano }, revision: e.revision, exists: true, limitNano: v.limit_nano };
+    const state: BudgetState = { spentNano: v.spent_nano, reservedNano: v.reserved_nano, ...(v.refused_nano !== undefined ? { refusedNano: v.refused_nano } : {}) };
+    return { state, revision: e.revision, exists: true, limitNano: v.limit_nano };
   }
 
   /** Applies `next` to the key's state by compare-and-set; `next` returning undefined refuses the change. */
@@ -118,7 +122,9 @@ export class KvLedger implements BudgetLedger {
         const cur = await this.readStored(key);
         const n = next(cur.state);
         if (!n) return { ok: false, state: cur.state };
-        const value = JSON.stringify({ spent_nano: n.spentNano, reserved_nano: n.reservedNano, limit_nano: limit } satisfies StoredState);
+        const stored: StoredState = { spent_nano: n.spentNano, reserved_nano: n.reservedNano, limit_nano: limit };
+        if (n.refusedNano !== undefined) stored.refused_nano = n.refusedNano;
+        const value = JSON.stringify(stored);
         try {
           if (cur.exists) await this.kv.update(key, value, cur.revision);
           else await this.kv.create(key, value);

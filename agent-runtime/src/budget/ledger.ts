@@ -29,6 +29,8 @@ export type BudgetKind = 'job' | 'tenant_daily' | 'cluster_hourly';
 export interface BudgetState {
   readonly spentNano: number;
   readonly reservedNano: number;
+  /** The worst case of the last attempt refused on this budget: while less than that is left, the budget counts as spent (429 at submit). */
+  readonly refusedNano?: number;
 }
 
 export const EMPTY: BudgetState = { spentNano: 0, reservedNano: 0 };
@@ -71,6 +73,15 @@ export function usdOf(nano: number): number {
   return nano / NANO_PER_USD;
 }
 
+/**
+ * Whether a budget counts as spent for new work: nothing left, or less left
+ * than the last attempt it refused needed.
+ */
+export function isSpent(line: BudgetLine, s: BudgetState): boolean {
+  const left = line.limitNano - s.spentNano - s.reservedNano;
+  return left <= 0 || (s.refusedNano !== undefined && left < s.refusedNano);
+}
+
 /** Whether `amount` more fits the line's limit. */
 export function fits(line: BudgetLine, state: BudgetState, amountNano: number): boolean {
   return state.spentNano + state.reservedNano + amountNano <= line.limitNano;
@@ -99,7 +110,10 @@ export class MemoryLedger implements BudgetLedger {
   reserve(lines: readonly BudgetLine[], amountNano: number): Promise<ReserveOutcome> {
     for (const line of lines) {
       const s = this.states.get(line.key) ?? EMPTY;
-      if (!fits(line, s, amountNano)) return Promise.resolve({ ok: false, line, state: { spentNano: s.spentNano, reservedNano: s.reservedNano } });
+      if (!fits(line, s, amountNano)) {
+        this.states.set(line.key, { ...s, refusedNano: amountNano, touched: this.now() });
+        return Promise.resolve({ ok: false, line, state: { spentNano: s.spentNano, reservedNano: s.reservedNano } });
+      }
     }
     for (const line of lines) this.change(line.key, 0, amountNano);
     return Promise.resolve({ ok: true, reservation: { lines, amountNano } });
@@ -117,7 +131,7 @@ export class MemoryLedger implements BudgetLedger {
 
   read(key: string): Promise<BudgetState> {
     const s = this.states.get(key);
-    return Promise.resolve(s ? { spentNano: s.spentNano, reservedNano: s.reservedNano } : EMPTY);
+    return Promise.resolve(s ? { spentNano: s.spentNano, reservedNano: s.reservedNano, ...(s.refusedNano !== undefined ? { refusedNano: s.refusedNano } : {}) } : EMPTY);
   }
 
   close(): Promise<void> {
@@ -127,7 +141,7 @@ export class MemoryLedger implements BudgetLedger {
 
   private change(key: string, spent: number, reserved: number): void {
     const s = this.states.get(key) ?? { ...EMPTY, touched: 0 };
-    this.states.set(key, { spentNano: s.spentNano + spent, reservedNano: s.reservedNano + reserved, touched: this.now() });
+    this.states.set(key, { ...s, spentNano: s.spentNano + spent, reservedNano: s.reservedNano + reserved, touched: this.now() });
     if (this.states.size > 50_000) this.prune();
   }
 

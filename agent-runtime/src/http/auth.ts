@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ConfigError } from '../config';
 
@@ -148,4 +149,15 @@ function refuse(message: string, challenge: string): AuthOutcome {
 export function isOpenRoute(method: string | undefined, url: string): boolean {
   if (method !== 'GET' && method !== 'HEAD') return false;
   return url === '/healthz' || url === '/readyz' || url === '/metrics' || url.startsWith('/.well-known/');
+}
+
+/**
+ * The authenticator a config asks for: `auth.mode` 'api-keys' reads
+ * `auth.keysFile` (relative paths from the config's directory); 'none' or no
+ * `auth` at all: open.
+ */
+export function authenticatorFor(auth: { mode: 'api-keys' | 'none'; keysFile?: string } | undefined, configFile: string): Authenticator {
+  if (!auth || auth.mode === 'none') return OPEN;
+  if (!auth.keysFile) throw new ConfigError('auth.keysFile', "is required with mode 'api-keys': the path of keys.json mounted from a Secret");
+  return ApiKeys.load(isAbsolute(auth.keysFile) ? auth.keysFile : join(dirname(configFile), auth.keysFile));
 }

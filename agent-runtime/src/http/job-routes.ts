@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AgentCore } from '../server/core';
 import { TaskResult } from '../types';
 import { runWorkflow } from '../workflow/engine';
+import { admitJobSpend, BudgetRefusal } from './job-budget';
 import { chainWindowFor, parseJob, RequestError, resultJson, workflowJson } from './jobs';
 import { RequestContext, Route } from './server';
 
@@ -29,6 +30,14 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
   }
   const jobId = randomUUID();
   const started = Date.now();
+  let spend;
+  try {
+    spend = await admitJobSpend(core, jobId, c.tenant, job.budgetUsd);
+  } catch (e) {
+    if (!(e instanceof BudgetRefusal)) throw e;
+    metrics.jobs.inc({ outcome: 'rejected' });
+    return c.fail(429, e.message, { 'retry-after': String(e.retryAfterSeconds) }, 'budget_exceeded');
+  }
   // the job's signal: aborted when the client goes away before its answer (its waiting tasks
   // leave their queues) or when the grace period ends
   const { controller: job$, done } = lifecycle.jobController();
@@ -45,7 +54,7 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
     const results = await lifecycle
       .track(
         runWorkflow(job.workflow, {
-          run: (t) => run(jobId, [t], deadlineAt, 0, undefined, job$.signal).then((r) => r[0]),
+          run: (t) => run(jobId, [spend.stamp(t)], deadlineAt, 0, undefined, job$.signal).then((r) => r[0]),
           concurrency: config.fanOut.concurrency,
           windowFor: chainWindowFor(config),
           agentId: env.agentId,
@@ -57,10 +66,11 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
         throw e;
       });
     metrics.jobs.inc({ outcome: results.every((r) => r.ok) ? 'ok' : 'partial' });
-    return c.send(200, workflowJson(jobId, results, Date.now() - started));
+    const report = await spend.finish(results);
+    return c.send(200, { ...workflowJson(jobId, results, Date.now() - started), ...(report ? { budgets: report } : {}) });
   }
   const results = await lifecycle
-    .track(run(jobId, job.tasks, job.deadlineAt, 0, undefined, job$.signal))
+    .track(run(jobId, spend.scope ? job.tasks.map(spend.stamp) : job.tasks, job.deadlineAt, 0, undefined, job$.signal))
     .finally(release)
     .catch((e: Error) => {
       logger.error({ err: e.message, jobId }, 'job failed unexpectedly');
@@ -74,6 +84,7 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
     return c.fail(503, shed.message, shed.headers, 'overloaded');
   }
   metrics.jobs.inc({ outcome: ok === results.length ? 'ok' : 'partial' });
+  const report = await spend.finish(results);
   c.send(
     200,
     {
@@ -82,6 +93,7 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
       success_rate: results.length ? ok / results.length : 0,
       total_cost_usd: total,
       latency_ms: Date.now() - started,
+      ...(report ? { budgets: report } : {}),
     },
     shed?.headers,
   );

@@ -1,6 +1,8 @@
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
+import { budgetsDetail } from '../budget/open';
 import { AgentCore } from '../server/core';
+import { isOpenRoute, Tenant } from './auth';
 import { RequestError } from './jobs';
 
 /** One request as a route sees it. */
@@ -19,6 +21,8 @@ export interface RequestContext {
   fail(status: number, message: string, headers?: Record<string, string>, code?: string): void;
   /** The body as text, at most `maxRequestBytes` (413 otherwise: a RequestError with status 413). */
   body(): Promise<string>;
+  /** The tenant of the request's API key; undefined when the API runs open. */
+  readonly tenant?: Tenant;
 }
 
 /** A route of the HTTP API. */
@@ -53,7 +57,8 @@ export function createHttpServer(core: AgentCore, routes: readonly Route[]): Age
       name: 'readyz',
       handle: (c) => {
         const r = core.ready();
-        c.send(r.ok ? 200 : 503, r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.why, circuits: executor?.circuitStates() });
+        const budgets = budgetsDetail(core.budgets, config);
+        c.send(r.ok ? 200 : 503, r.ok ? { status: 'ready', budgets } : { status: 'not ready', reason: r.why, circuits: executor?.circuitStates(), budgets });
       },
     },
     { method: 'GET', path: '/metrics', name: 'metrics', handle: async (c) => c.send(200, await metrics.text(), {}, metrics.contentType) },
@@ -96,7 +101,18 @@ export function createHttpServer(core: AgentCore, routes: readonly Route[]): Age
       if (allowed.length > 0) return fail(405, `use ${allowed.join(' or ')} ${path}`, { allow: allowed.join(', ') });
       return fail(404, `no route ${req.method} ${path}${hint}`);
     }
-    const ctx: RequestContext = { req, res, path, query: new URLSearchParams(search), params, send, fail, body: () => readBody(req, config.limits.maxRequestBytes) };
+    // every route but the probes, metrics and the A2A agent card needs a key when auth is on
+    let tenant: Tenant | undefined;
+    if (!isOpenRoute(req.method, path)) {
+      const a = core.auth.authenticate(req.headers);
+      if (!a.ok) {
+        req.resume();
+        metrics.authFailures.inc({ reason: req.headers.authorization ? 'invalid' : 'missing' });
+        return fail(a.status, a.message, a.headers, 'unauthorized');
+      }
+      tenant = a.tenant;
+    }
+    const ctx: RequestContext = { req, res, path, query: new URLSearchParams(search), params, send, fail, body: () => readBody(req, config.limits.maxRequestBytes), ...(tenant ? { tenant } : {}) };
     req.on('error', () => undefined);
     const failed = (e: unknown) => {
       if (e instanceof RequestError) return fail(e.status, e.message);

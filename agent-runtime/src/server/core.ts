@@ -1,5 +1,7 @@
+import type { Budgets } from '../budget/budgets';
 import { AgentConfig, RuntimeEnv } from '../config';
 import { Dispatcher } from '../coordination/dispatcher';
+import type { Authenticator } from '../http/auth';
 import { PeerPool } from '../coordination/peers';
 import { runBounded } from '../coordination/run-bounded';
 import { InferenceExecutor } from '../inference/executor';
@@ -30,6 +32,10 @@ export interface AgentCore {
   readonly lifecycle: Lifecycle;
   readonly admission: TaskAdmission;
   readonly run: RunTasks;
+  /** Who may use the HTTP API (config `auth`): API keys and their tenants, or open. */
+  readonly auth: Authenticator;
+  /** Budgets: reserved against before each upstream attempt, reported per job. */
+  readonly budgets: Budgets;
   /** `/readyz`: false while draining, before the peers resolve, or with every model circuit open. */
   ready(): { ok: boolean; why?: string };
 }
