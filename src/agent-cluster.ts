@@ -1,6 +1,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { Autoscaling } from './agent-autoscaler';
+import { ApiAuth } from './api-auth';
 import { AgentDeployment, AgentDeploymentProps, AgentUpstream, PEERS_FILE_KEY, upstreamProblems } from './agent-deployment';
 import { AgentMonitoring, AgentMonitoringOptions } from './agent-monitoring';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
@@ -86,6 +87,10 @@ export interface AgentClusterProps {
   readonly maxToolRounds?: number;
   /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
   readonly toolCallTimeoutMs?: number;
+  /** Who may call the entry's job API and A2A: `ApiAuth.apiKeys(...)` or, for a trusted namespace, `ApiAuth.none()`. @default ApiAuth.apiKeys() (Secret '<cluster>-api-keys', key 'keys.json') */
+  readonly apiAuth?: ApiAuth;
+  /** The most the whole cluster may spend on upstream calls per UTC clock hour, in USD; enforced before each call. @default - no cluster budget */
+  readonly clusterHourlyBudgetUsd?: number;
 }
 
 /** Longest system prompt the runtime's config schema accepts, in characters. */
@@ -180,6 +185,8 @@ export class AgentCluster extends Construct {
       errors.push(problem('defaultModel', `'${defaultModel}' is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...)`));
     }
     errors.push(...clusterProblems(props, this.name, this.namespace));
+    const apiAuth = props.apiAuth ?? ApiAuth.apiKeys();
+    errors.push(...apiAuth._problems(this.name));
 
     // First pass: capacities, so fan-out can be checked against callees.
     for (const r of topo.roles) {
@@ -264,6 +271,7 @@ export class AgentCluster extends Construct {
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
         pods: mergePodOptions(props.pods, r.spec.pods),
         peersConfigMapName,
+        secretMounts: r.entry ? apiAuth._mounts(this.name) : undefined,
       };
       renderedConfigProps.add(deploymentProps);
       const agent = new AgentDeployment(this, role, deploymentProps);
@@ -392,6 +400,8 @@ export class AgentCluster extends Construct {
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
       ...this.renderBehaviour(r, props),
+      ...(r.entry ? { auth: (props.apiAuth ?? ApiAuth.apiKeys())._config() } : {}),
+      ...(props.clusterHourlyBudgetUsd !== undefined ? { budgets: { clusterHourlyUsd: props.clusterHourlyBudgetUsd } } : {}),
     };
     const json = JSON.stringify(config, null, 2);
     // Peer lists are rendered once per distinct callee set and spliced in.
@@ -604,6 +614,10 @@ function clusterProblems(props: AgentClusterProps, name: string, namespace: stri
   whole('attemptTimeoutMs', props.attemptTimeoutMs, 1, 'set 1 or more ms');
   whole('maxTasksPerJob', props.maxTasksPerJob, 1, 'set 1 or more');
   whole('maxRequestBytes', props.maxRequestBytes, 1024, 'set 1024 or more bytes');
+  const hourly = props.clusterHourlyBudgetUsd;
+  if (hourly !== undefined && !(Number.isFinite(hourly) && hourly > 0)) {
+    out.push(problem('clusterHourlyBudgetUsd', `${hourly} is not a number of USD above 0`, 'set the most the cluster may spend per hour, e.g. 20, or leave it out for no limit'));
+  }
   const defaultMs = props.defaultDeadlineMs ?? 30000;
   const maxMs = props.maxDeadlineMs ?? 120000;
   if (maxMs < defaultMs) out.push(problem('maxDeadlineMs', `${maxMs} is below defaultDeadlineMs ${defaultMs}, so the runtime refuses its config`, `raise maxDeadlineMs to at least ${defaultMs} or lower defaultDeadlineMs`));

@@ -92,6 +92,20 @@ export interface AgentDeploymentProps {
   readonly peersConfigMapName?: string;
   /** MCP servers the role calls: a server's bearer token Secret becomes its env var (secretKeyRef). @default - none */
   readonly mcpServers?: McpServer[];
+  /** Secrets mounted read-only as files into the agent container (AgentCluster: the entry's API keys). @default - none */
+  readonly secretMounts?: SecretMount[];
+}
+
+/** A Secret mounted read-only as files into the agent container. */
+export interface SecretMount {
+  /** Volume name (DNS label), unique in the pod. */
+  readonly volumeName: string;
+  /** The Secret; only referenced. */
+  readonly secretName: string;
+  /** Directory the files appear in. */
+  readonly mountPath: string;
+  /** Secret keys to project, each as a file of the same name. @default - every key of the Secret */
+  readonly keys?: string[];
 }
 
 const FORBIDDEN_VERBS = new Set(['*', 'create', 'update', 'patch', 'delete', 'deletecollection', 'escalate', 'bind', 'impersonate']);
@@ -154,10 +168,20 @@ export class AgentDeployment extends Construct {
     const needsApi = apiAccess.length > 0;
 
     const pods = props.pods ?? {};
+    const secretVolumes: k8s.Volume[] = (props.secretMounts ?? []).map((m) => ({
+      name: m.volumeName,
+      secret: { secretName: m.secretName, ...(m.keys ? { items: m.keys.map((key) => ({ key, path: key })) } : {}), defaultMode: 0o440 },
+    }));
+    const secretMounts: k8s.VolumeMount[] = (props.secretMounts ?? []).map((m) => ({ name: m.volumeName, mountPath: m.mountPath, readOnly: true }));
     const reservedEnv = new Set(['AGENT_ID', 'AGENT_ROLE', 'AGENT_CONFIG_FILE', 'HTTP_PORT', 'GRPC_PORT', 'UPSTREAM_BASE_URL', 'UPSTREAM_API_KEY', 'NODE_OPTIONS']);
     for (const server of props.mcpServers ?? []) if (server.bearerTokenEnv) reservedEnv.add(server.bearerTokenEnv);
     this.validate(props, image, res, drainSeconds, () =>
-      podOptionProblems(pods, { env: reservedEnv, volumes: new Set(['config', 'tmp']), mountPaths: [CONFIG_MOUNT_PATH, '/tmp'], labels: new Set(Object.keys(this.selector)) }),
+      podOptionProblems(pods, {
+        env: reservedEnv,
+        volumes: new Set(['config', 'tmp', ...secretVolumes.map((v) => v.name)]),
+        mountPaths: [CONFIG_MOUNT_PATH, '/tmp', ...secretMounts.map((m) => m.mountPath)],
+        labels: new Set(Object.keys(this.selector)),
+      }),
     );
 
     this.serviceAccount = new KubeServiceAccount(this, 'service-account', {
@@ -270,11 +294,11 @@ export class AgentDeployment extends Construct {
                   timeoutSeconds: 2,
                   failureThreshold: 2,
                 },
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...(pods.volumeMounts ?? [])],
+                volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...secretMounts, ...(pods.volumeMounts ?? [])],
               },
               ...sidecars,
             ],
-            volumes: [configVolume, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } }, ...(pods.volumes ?? [])],
+            volumes: [configVolume, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } }, ...secretVolumes, ...(pods.volumes ?? [])],
           },
         },
       },

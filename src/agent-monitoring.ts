@@ -38,6 +38,8 @@ export interface AgentMonitoringOptions {
   readonly maxSpendUsdPerHour?: number;
   /** Alert when retries per upstream attempt of a model exceed this fraction (a retry storm). @default 0.5 */
   readonly maxRetryRatio?: number;
+  /** Alert ("budget nearly spent") when less than this fraction of a tenant's daily or the cluster's hourly budget is left. @default 0.1 */
+  readonly budgetAlertRemainingFraction?: number;
   /** Create the Grafana dashboard ConfigMap. @default true */
   readonly dashboard?: boolean;
   /** Labels of the dashboard ConfigMap that Grafana's sidecar watches for. @default { grafana_dashboard: '1' } */
@@ -89,6 +91,7 @@ export class AgentMonitoring extends Construct {
     const minSuccess = props.minSuccessRate ?? 0.95;
     const maxSpend = props.maxSpendUsdPerHour ?? 50;
     const maxRetry = props.maxRetryRatio ?? 0.5;
+    const budgetLeft = props.budgetAlertRemainingFraction ?? 0.1;
 
     for (const agent of props.agents) {
       const metadata = { name: agent.role, namespace: ns, labels: { ...agent.selector, ...(props.resourceLabels ?? {}) } };
@@ -139,7 +142,7 @@ export class AgentMonitoring extends Construct {
           groups: [
             {
               name: `${cluster}.agents`,
-              rules: agentAlerts(ns, { minSuccess, maxSpend, maxRetry }).map((a) => ({
+              rules: agentAlerts(ns, { minSuccess, maxSpend, maxRetry, budgetLeft }).map((a) => ({
                 alert: a.alert,
                 expr: a.expr,
                 for: a.for,
@@ -166,6 +169,7 @@ export class AgentMonitoring extends Construct {
         if (!(minSuccess > 0 && minSuccess <= 1)) errors.push(problem('monitoring.minSuccessRate', `${minSuccess} is not a fraction in (0, 1]`, 'use e.g. 0.95'));
         if (!(maxSpend > 0)) errors.push(problem('monitoring.maxSpendUsdPerHour', `${maxSpend} is not above 0`, 'use e.g. 50'));
         if (!(maxRetry > 0)) errors.push(problem('monitoring.maxRetryRatio', `${maxRetry} is not above 0`, 'use e.g. 0.5'));
+        if (!(budgetLeft > 0 && budgetLeft < 1)) errors.push(problem('monitoring.budgetAlertRemainingFraction', `${budgetLeft} is not a fraction in (0, 1)`, 'use e.g. 0.1'));
         if (Object.keys(props.monitoringNamespaceLabels ?? { x: '' }).length === 0) {
           errors.push(problem('monitoring.monitoringNamespaceLabels', 'empty labels would admit every namespace to /metrics', "name the monitoring namespace, e.g. { 'kubernetes.io/metadata.name': 'monitoring' }"));
         }
@@ -176,7 +180,7 @@ export class AgentMonitoring extends Construct {
 }
 
 /** The alerts; thresholds from the options. Every metric here is one agent-runtime/src/metrics.ts exports. */
-function agentAlerts(ns: string, t: { minSuccess: number; maxSpend: number; maxRetry: number }): Alert[] {
+function agentAlerts(ns: string, t: { minSuccess: number; maxSpend: number; maxRetry: number; budgetLeft: number }): Alert[] {
   const sel = `{namespace="${ns}"}`;
   return [
     {
@@ -213,6 +217,14 @@ function agentAlerts(ns: string, t: { minSuccess: number; maxSpend: number; maxR
       for: '15m',
       severity: 'warning',
       summary: `Upstream spend is above ${t.maxSpend} USD per hour.`,
+    },
+    {
+      // the gauges are per pod (each pod's view of the budget; with a job store every pod sees the shared one): the lowest share counts
+      alert: 'AgentBudgetNearlySpent',
+      expr: `min by (budget, tenant) (agent_budget_remaining_usd${sel} / agent_budget_limit_usd${sel}) < ${t.budgetLeft}`,
+      for: '5m',
+      severity: 'warning',
+      summary: `Less than ${t.budgetLeft * 100} % of the {{ $labels.budget }} budget{{ if $labels.tenant }} of tenant {{ $labels.tenant }}{{ end }} is left; calls that do not fit end budget_exceeded.`,
     },
     {
       alert: 'AgentPodsNotReady',

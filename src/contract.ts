@@ -3,7 +3,7 @@
 import { AgentKind } from './agent-role';
 import { GRPC_PORT } from './labels';
 
-export type { AgentConfig, McpServerEntry, ModelEntry, PeerEntry, RoleBehavior, RoleTools } from './generated/agent-config';
+export type { AgentConfig, ApiAuthConfig, McpServerEntry, ModelEntry, PeerEntry, RoleBehavior, RoleTools } from './generated/agent-config';
 
 /** Whether a role of this kind makes upstream model calls: it gets the upstream env, egress, behaviour and tools. */
 export function callsUpstream(kind: AgentKind): boolean {

@@ -93,7 +93,7 @@ test('every metric in the KEDA triggers, alerts and dashboard is in the runtime\
 
   const qs = queries();
   expect(qs.filter((q) => q.where.startsWith('ScaledObject')).length).toBe(7);
-  expect(qs.filter((q) => q.where.startsWith('alert')).length).toBe(6);
+  expect(qs.filter((q) => q.where.startsWith('alert')).length).toBe(7);
   expect(qs.filter((q) => q.where.startsWith('panel')).length).toBeGreaterThan(5);
   const missing: string[] = [];
   for (const q of qs) {

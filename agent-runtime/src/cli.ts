@@ -11,6 +11,7 @@ const USAGE = `agent-runtime <command>
                     --manifests dist/<topology>.k8s.yaml --upstream-url <url> [--replicas N]
                     [--node-arg=<flag>]... (e.g. --node-arg=--cpu-prof for every agent)
                     [--mcp-url <server>=<url>]... (e.g. docs=http://127.0.0.1:8765/mcp, a local mcp-docs)
+                    [--api-keys <keys.json>] (without it the entry's API runs open)
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
   mcp-docs        an MCP server (Streamable HTTP) over the in-repo docs, tools search_docs and get_doc:
                     [--port N] [--host H] [--docs DIR] [--token-env NAME (require that bearer token)]
@@ -27,7 +28,17 @@ async function serve(): Promise<void> {
     }
     throw e;
   }
-  const agent = await startAgent(settings.config, settings.env);
+  let agent;
+  try {
+    agent = await startAgent(settings.config, settings.env);
+  } catch (e) {
+    // config problems found while booting (keys.json, the job store): one line, no stack
+    if (e instanceof ConfigError) {
+      process.stderr.write(`agent-runtime: invalid configuration: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
   const stop = () => {
     void agent.shutdown().then(
       () => process.exit(0),

@@ -197,7 +197,7 @@ describe('API keys on the job API', () => {
   afterAll(() => agent.shutdown());
 
   test('no key, a malformed header or an unknown key: 401 with WWW-Authenticate; probes and metrics stay open', async () => {
-    for (const headers of [{}, { authorization: KEY_A }, { authorization: 'Bearer sk-not-a-known-key-123' }]) {
+    for (const headers of [{}, { authorization: KEY_A }, { authorization: 'Bearer sk-not-a-known-key-123' }] as Array<Record<string, string>>) {
       const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers, body: JSON.stringify({ tasks: tasks(1, 'x') }) });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm="agent-runtime"/);

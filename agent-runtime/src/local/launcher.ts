@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { peerHost } from '../config';
+import { ApiKeys } from '../http/auth';
 
 export interface EnvVar {
   name: string;
@@ -85,6 +86,11 @@ export interface LocalClusterOptions {
    * in-cluster docs server → a local `agent-runtime mcp-docs`). @default none
    */
   readonly mcpUrls?: Readonly<Record<string, string>>;
+  /**
+   * keys.json for the entry's API (the format the Secret holds). Without it
+   * the entry runs open, whatever its config's `auth` says. @default none
+   */
+  readonly apiKeysFile?: string;
 }
 
 export interface LocalCluster {
@@ -215,6 +221,18 @@ export function withMcpUrls(configJson: string, urls: Readonly<Record<string, st
 }
 
 /**
+ * A role's config JSON with its API auth made local: `api-keys` reads
+ * `apiKeysFile` (an absolute path) instead of the Secret's mount; without a
+ * file the API runs open. Configs without `auth` are unchanged.
+ */
+export function withLocalAuth(configJson: string, apiKeysFile: string | undefined): string {
+  const config = JSON.parse(configJson) as { auth?: { mode: string; keysFile?: string } };
+  if (!config.auth || config.auth.mode !== 'api-keys') return configJson;
+  config.auth = apiKeysFile ? { mode: 'api-keys', keysFile: path.resolve(apiKeysFile) } : { mode: 'none' };
+  return JSON.stringify(config);
+}
+
+/**
  * Starts every role of a synthesized topology as local processes, with the
  * manifests' own env and ConfigMap, Service DNS names mapped to loopback
  * ports. Resolves once every agent's /readyz answers 200.
@@ -222,6 +240,8 @@ export function withMcpUrls(configJson: string, urls: Readonly<Record<string, st
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   const roles = readRoles(opts.manifests);
   const apiKey = opts.apiKey ?? process.env.UPSTREAM_API_KEY;
+  // a bad keys file fails here, once, rather than in the entry's boot
+  if (opts.apiKeysFile) ApiKeys.load(opts.apiKeysFile, '--api-keys');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-local-'));
   const plan: Array<{ role: LocalRole; replica: number; http: number; grpc: number }> = [];
   for (const role of roles) {
@@ -251,7 +271,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const roleDir = path.join(dir, p.role.name);
     mkdirSync(roleDir, { recursive: true });
     for (const [fileName, text] of Object.entries(p.role.configFiles)) {
-      writeFileSync(path.join(roleDir, fileName), fileName === 'agent-config.json' && opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text);
+      const local = fileName === 'agent-config.json' ? withLocalAuth(opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text, opts.apiKeysFile) : text;
+      writeFileSync(path.join(roleDir, fileName), local);
     }
     const configFile = path.join(roleDir, 'agent-config.json');
     const podName = `${p.role.name}-${p.replica}`;
@@ -343,6 +364,8 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       'node-arg': { type: 'string', multiple: true },
       // e.g. --mcp-url docs=http://127.0.0.1:8765/mcp
       'mcp-url': { type: 'string', multiple: true },
+      // keys.json: [{"tenant", "key_sha256", "daily_budget_usd"?}]
+      'api-keys': { type: 'string' },
     },
   });
   const mcpUrls: Record<string, string> = {};
@@ -365,11 +388,12 @@ export async function runLocalCli(argv: string[]): Promise<void> {
   }
   let cluster: LocalCluster;
   try {
-    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls });
+    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls, apiKeysFile: values['api-keys'] });
   } catch (e) {
     process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
     process.exit(1);
   }
+  process.stdout.write(values['api-keys'] ? `api keys: ${path.resolve(values['api-keys'])}\n` : 'api keys: none (no --api-keys): the entry API is open to anyone who reaches it\n');
   process.stdout.write(`ready ${cluster.entryUrl}\n`);
   const stop = () => void cluster.stop().then(() => process.exit(0));
   process.once('SIGTERM', stop);
