@@ -1,11 +1,11 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { Autoscaling } from './agent-autoscaler';
-import { ApiAuth } from './api-auth';
 import { AgentDeployment, AgentDeploymentProps, AgentUpstream, PEERS_FILE_KEY, upstreamProblems } from './agent-deployment';
 import { AgentMonitoring, AgentMonitoringOptions } from './agent-monitoring';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
+import { ApiAuth } from './api-auth';
 import { cidrProblem } from './cidr';
 import { AgentConfig, callsUpstream, ModelEntry, PeerEntry, peerAddress, RoleBehavior, RoleTools } from './contract';
 import { renderedConfigProps } from './internal';
@@ -89,7 +89,7 @@ export interface AgentClusterProps {
   readonly toolCallTimeoutMs?: number;
   /** Who may call the entry's job API and A2A: `ApiAuth.apiKeys(...)` or, for a trusted namespace, `ApiAuth.none()`. @default ApiAuth.apiKeys() (Secret '<cluster>-api-keys', key 'keys.json') */
   readonly apiAuth?: ApiAuth;
-  /** The most the whole cluster may spend on upstream calls per UTC clock hour, in USD; enforced before each call. @default - no cluster budget */
+  /** The most the whole cluster may spend on upstream calls per UTC clock hour, in USD, enforced before each call. @default - no cluster budget */
   readonly clusterHourlyBudgetUsd?: number;
 }
 

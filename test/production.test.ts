@@ -89,6 +89,7 @@ test('monitoring: a ServiceMonitor per role on the http port, Prometheus admitte
     'AgentDeadlineMisses',
     'AgentRetryStorm',
     'AgentSpendRateHigh',
+    'AgentBudgetNearlySpent',
     'AgentPodsNotReady',
   ]);
   expect(rule.spec.groups[0].rules[1].expr).toMatch(/< 0\.97$/);
