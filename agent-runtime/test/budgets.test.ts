@@ -6,6 +6,10 @@ import { AgentHandle, startAgent } from '../src/agent';
 import { Budgets, worstCaseNano } from '../src/budget/budgets';
 import { BudgetLine, isSpent, MemoryLedger } from '../src/budget/ledger';
 import { AgentConfig } from '../src/config';
+import { agentService, fromWireTask, toWireTask } from '../src/grpc/service';
+import { InferenceExecutor } from '../src/inference/executor';
+import { RuntimeMetrics } from '../src/metrics';
+import { UpstreamClient } from '../src/upstream/client';
 import { keyDigest } from '../src/http/auth';
 import { parseJob } from '../src/http/jobs';
 import { MockUpstream, startMockUpstream } from '../src/mock/upstream';
@@ -238,4 +242,60 @@ describe('API keys on the job API', () => {
       expect(logs).not.toContain(secret);
     }
   });
+});
+
+describe('the spend scope on the gRPC wire', () => {
+  const roundTrip = (task: Parameters<typeof toWireTask>[0]) => {
+    const s = agentService().service.Session;
+    const back = s.requestDeserialize(s.requestSerialize({ tasks: [toWireTask(task)], hop: 1 })) as { tasks: Parameters<typeof fromWireTask>[0][] };
+    return fromWireTask(back.tasks[0]);
+  };
+  const messages = [{ role: 'user' as const, content: 'x' }];
+
+  test('job, job budget, tenant and daily budget survive a hop; absent ones stay absent', () => {
+    expect(roundTrip({ id: 'a', messages, spend: { jobId: 'j-1', jobBudgetUsd: 0.5, tenant: 'team-a', tenantDailyBudgetUsd: 25 } }).spend).toEqual({ jobId: 'j-1', jobBudgetUsd: 0.5, tenant: 'team-a', tenantDailyBudgetUsd: 25 });
+    expect(roundTrip({ id: 'a', messages, spend: { jobId: 'j-1', tenant: 'team-b' } }).spend).toEqual({ jobId: 'j-1', tenant: 'team-b' });
+    expect(roundTrip({ id: 'a', messages }).spend).toBeUndefined();
+  });
+
+  test('an id that could reach another ledger key is refused', () => {
+    expect(() => fromWireTask({ id: 'a', messages: [], spend: { job_id: 'x.budget.tenant.other' } })).toThrow(/spend\.job_id must be/);
+    expect(() => fromWireTask({ id: 'a', messages: [], spend: { job_id: 'ok', tenant: 'a.b' } })).toThrow(/spend\.tenant must be/);
+    expect(() => fromWireTask({ id: 'a', messages: [], spend: { job_id: 'ok', job_budget_usd: -1 } })).toThrow(/spend\.job_budget_usd must be/);
+  });
+});
+
+test('a ledger that cannot be reached fails closed: the task ends unavailable and no call is made', async () => {
+  const broken = new MemoryLedger();
+  broken.reserve = () => Promise.reject(new Error('nats: connection closed'));
+  let calls = 0;
+  const client = {
+    chat: () => {
+      calls += 1;
+      return Promise.reject(new Error('must not be called'));
+    },
+  };
+  const config = workerConfig();
+  const executor = new InferenceExecutor({ config, client, metrics: new RuntimeMetrics(), logger: silentLogger, agentId: 'w-0', budgets: new Budgets({ ledger: broken, clusterHourlyUsd: 5 }) });
+  const r = await executor.execute({ id: 't', messages: [{ role: 'user', content: 'hi' }], maxTokens: 8 }, Date.now() + 5000);
+  expect(r).toMatchObject({ ok: false, attempts: 0, error: { code: 'unavailable', message: expect.stringMatching(/^the budget ledger cannot be reached, so no upstream call is made: nats: connection closed/) } });
+  expect(calls).toBe(0);
+});
+
+test('without any budget no ledger is touched', async () => {
+  const ledger = new MemoryLedger();
+  let touched = 0;
+  ledger.reserve = () => {
+    touched += 1;
+    return Promise.reject(new Error('no'));
+  };
+  const client = new UpstreamClient({ baseUrl: mock.url, apiKey: 'sk-test-0123456789' });
+  try {
+    const executor = new InferenceExecutor({ config: workerConfig(), client, metrics: new RuntimeMetrics(), logger: silentLogger, agentId: 'w-0', budgets: new Budgets({ ledger }) });
+    const r = await executor.execute({ id: 't', messages: [{ role: 'user', content: 'hi' }], spend: { jobId: 'j', tenant: 'team-b' } }, Date.now() + 5000);
+    expect(r.ok).toBe(true);
+    expect(touched).toBe(0);
+  } finally {
+    await client.close();
+  }
 });
