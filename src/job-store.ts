@@ -190,7 +190,7 @@ export class ExternalJobStore extends Construct {
         }
         : undefined,
       jobQueue: props.monitoringEndpoint
-        ? { monitoringEndpoint: props.monitoringEndpoint, account: props.monitoringAccount ?? GLOBAL_ACCOUNT, stream: names.stream, consumer: names.consumer }
+        ? { monitoringEndpoint: props.monitoringEndpoint, account: props.monitoringAccount ?? GLOBAL_ACCOUNT, ...names }
         : undefined,
     };
     // Where the servers run is unknown here (another namespace, outside the
