@@ -11,3 +11,4 @@ export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';
 export * from './agent-cluster';
 export * from './api-auth';
+export { DEFAULT_NATS_IMAGE, ExternalJobStore, ExternalJobStoreOptions, ExternalJobStoreProps, JetStreamJobStoreOptions, JobQueueTarget, JobStore, NatsCredentialsSecret, NatsJetStreamCluster, NatsJetStreamClusterProps } from './job-store';
