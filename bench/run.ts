@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchBudgets } from './budgets';
 import { benchCoordination, benchMemory, benchOverhead, benchOverload, benchResilience, benchThroughput, benchWorkflow, OverheadResult } from './runtime';
 import { writeJson } from './support';
 import { benchSynth } from './synth';
@@ -39,6 +40,7 @@ async function main() {
   await section('workflow', 'Workflow: a 4-step pipeline (a → b → c ∥ d), mock latency 50 ms, vs its ideal critical path (3 × 50 ms) and vs the same calls made directly', () => benchWorkflow());
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
+  await section('budgets', 'Budgets: a 1,000-task job over 3 worker replicas with a budget_usd that refuses nothing vs without, per pod and shared (JetStream KV); best of 5 alternating rounds, mock latency 0', () => benchBudgets(1000, 5));
   await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects; YAML bytes; growth 1,000 -> 2,000 roles', () => benchSynth());
   // always: it only reads the figures above (or the file's, for sections not run this time)
   process.stdout.write('\n## Targets of issues 14 and 9: each figure against its target\n');

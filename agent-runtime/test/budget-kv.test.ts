@@ -78,6 +78,27 @@ test('a refusal on one line gives back what the other lines held', async () => {
   }
 });
 
+test('within one process, changes that arrive during a write go together in the next compare-and-set, and each keeps its own outcome', async () => {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const kv = await openBucket(nc, 'batch', 1);
+    let writes = 0;
+    const counted = Object.assign(Object.create(kv) as KV, {
+      update: (...a: Parameters<KV['update']>) => ((writes += 1), kv.update(...a)),
+      create: (...a: Parameters<KV['create']>) => ((writes += 1), kv.create(...a)),
+    });
+    const l = new KvLedger(counted);
+    const ln = line('budget.job.batch', 50 * 10);
+    const outcomes = await Promise.all(Array.from({ length: 64 }, () => l.reserve([ln], 10)));
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(50);
+    expect(await l.read(ln.key)).toMatchObject({ spentNano: 0, reservedNano: 500 });
+    // 50 holds and a refusal mark took a handful of writes, not 51
+    expect(writes).toBeLessThan(10);
+  } finally {
+    await nc.close();
+  }
+});
+
 test('an existing bucket is opened as it is, not re-created', async () => {
   const nc = await connect({ servers: nats.url });
   try {

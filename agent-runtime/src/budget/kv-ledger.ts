@@ -34,13 +34,16 @@ function isConflict(e: unknown): boolean {
  * (read, check, write if nobody wrote since; on a conflict read again), so
  * two replicas can never both take the last room of a budget.
  *
- * Within this process, changes to one key are queued, so only other
- * processes' writes cause conflicts (64 attempts in flight on one pod do not
- * race each other for the same revision).
+ * Within this process, the changes to one key that arrive while a write of
+ * it is in flight wait and go together in the next compare-and-set, so only
+ * other processes' writes cause conflicts, and 64 attempts in flight on one
+ * pod cost a few writes rather than 64 rounds of retries.
  */
 export class KvLedger implements BudgetLedger {
   readonly scope = 'shared' as const;
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Changes waiting for their key's next write, and the keys being written now. */
+  private readonly pending = new Map<string, PendingChange[]>();
+  private readonly flushing = new Map<string, Promise<void>>();
   /** Compare-and-set conflicts retried so far. */
   conflicts = 0;
 
@@ -103,7 +106,7 @@ export class KvLedger implements BudgetLedger {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.queues.values()]);
+    await Promise.allSettled([...this.flushing.values()]);
     await this.opts.connection?.close();
   }
 
@@ -115,37 +118,80 @@ export class KvLedger implements BudgetLedger {
     return { state, revision: e.revision, exists: true, limitNano: v.limit_nano };
   }
 
-  /** Applies `next` to the key's state by compare-and-set; `next` returning undefined refuses the change. */
-  private change(key: string, next: (s: BudgetState) => BudgetState | undefined, limit: number): Promise<{ ok: true } | { ok: false; state: BudgetState }> {
-    const run = async (): Promise<{ ok: true } | { ok: false; state: BudgetState }> => {
-      for (let attempt = 0; ; attempt++) {
-        const cur = await this.readStored(key);
-        const n = next(cur.state);
-        if (!n) return { ok: false, state: cur.state };
-        const stored: StoredState = { spent_nano: n.spentNano, reserved_nano: n.reservedNano, limit_nano: limit };
-        if (n.refusedNano !== undefined) stored.refused_nano = n.refusedNano;
-        const value = JSON.stringify(stored);
-        try {
-          if (cur.exists) await this.kv.update(key, value, cur.revision);
-          else await this.kv.create(key, value);
-          return { ok: true };
-        } catch (e) {
-          if (!isConflict(e)) throw e;
-          this.conflicts += 1;
-          this.opts.onConflict?.(key);
-          // a short random pause spreads the replicas that collided
-          if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(20, 2 * attempt)));
-        }
+  /**
+   * Applies `next` to the key's state by compare-and-set; `next` returning
+   * undefined refuses the change (the state it saw comes back).
+   */
+  private change(key: string, next: (s: BudgetState) => BudgetState | undefined, limit: number): Promise<Outcome> {
+    return new Promise<Outcome>((resolve, reject) => {
+      const ops = this.pending.get(key) ?? [];
+      ops.push({ next, limit, resolve, reject });
+      this.pending.set(key, ops);
+      if (!this.flushing.has(key)) {
+        const f = this.flush(key).finally(() => this.flushing.delete(key));
+        this.flushing.set(key, f);
       }
-    };
-    const prev = this.queues.get(key) ?? Promise.resolve();
-    const p = prev.then(run, run);
-    this.queues.set(key, p);
-    void p.finally(() => {
-      if (this.queues.get(key) === p) this.queues.delete(key);
-    }).catch(() => undefined);
-    return p;
+    });
   }
+
+  /** Writes a key's queued changes, a batch per compare-and-set, until none are left. */
+  private async flush(key: string): Promise<void> {
+    for (let batch = this.pending.get(key); batch && batch.length > 0; batch = this.pending.get(key)) {
+      this.pending.delete(key);
+      try {
+        await this.apply(key, batch);
+      } catch (e) {
+        for (const op of batch) op.reject(e);
+      }
+    }
+  }
+
+  /**
+   * One read-modify-write for a batch: each change sees the state the ones
+   * before it left, and either all the accepted ones are written together or,
+   * on a conflict, the batch is applied again to what the other writer left.
+   */
+  private async apply(key: string, batch: readonly PendingChange[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const cur = await this.readStored(key);
+      let state = cur.state;
+      const outcomes = batch.map((op): Outcome => {
+        const n = op.next(state);
+        if (!n) return { ok: false, state };
+        state = n;
+        return { ok: true };
+      });
+      if (outcomes.every((o) => !o.ok)) {
+        batch.forEach((op, i) => op.resolve(outcomes[i]));
+        return;
+      }
+      const stored: StoredState = { spent_nano: state.spentNano, reserved_nano: state.reservedNano, limit_nano: batch[batch.length - 1].limit };
+      if (state.refusedNano !== undefined) stored.refused_nano = state.refusedNano;
+      const value = JSON.stringify(stored);
+      try {
+        if (cur.exists) await this.kv.update(key, value, cur.revision);
+        else await this.kv.create(key, value);
+        batch.forEach((op, i) => op.resolve(outcomes[i]));
+        return;
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        this.conflicts += 1;
+        this.opts.onConflict?.(key);
+        // a short random pause spreads the replicas that collided
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * Math.min(20, 2 * attempt)));
+      }
+    }
+  }
+}
+
+type Outcome = { ok: true } | { ok: false; state: BudgetState };
+
+/** A change waiting for its key's next write. */
+interface PendingChange {
+  readonly next: (s: BudgetState) => BudgetState | undefined;
+  readonly limit: number;
+  readonly resolve: (o: Outcome) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 /** Opens the bucket when it exists (another component may have made it with its own settings), else creates it. */
