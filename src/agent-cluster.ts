@@ -15,6 +15,7 @@ import { AgentPodOptions, mergePodOptions } from './pod-options';
 import { PriorityClass } from './priority-class';
 import { problem } from './problems';
 import { Topology, TopologyKind, TopologyRole } from './topology';
+import { addTracingEgress, AgentTracingOptions, tracingPodOptions, tracingProblems } from './tracing';
 
 /** An egress destination for upstream model calls. */
 export interface UpstreamEgressRule {
@@ -86,6 +87,8 @@ export interface AgentClusterProps {
   readonly maxToolRounds?: number;
   /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
   readonly toolCallTimeoutMs?: number;
+  /** OpenTelemetry traces: every agent gets OTEL_EXPORTER_OTLP_* for this collector and egress to it. @default - no tracing */
+  readonly tracing?: AgentTracingOptions;
 }
 
 /** Longest system prompt the runtime's config schema accepts, in characters. */
@@ -180,6 +183,7 @@ export class AgentCluster extends Construct {
       errors.push(problem('defaultModel', `'${defaultModel}' is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...)`));
     }
     errors.push(...clusterProblems(props, this.name, this.namespace));
+    errors.push(...tracingProblems(props.tracing, this.namespace));
 
     // First pass: capacities, so fan-out can be checked against callees.
     for (const r of topo.roles) {
@@ -262,7 +266,7 @@ export class AgentCluster extends Construct {
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
-        pods: mergePodOptions(props.pods, r.spec.pods),
+        pods: mergePodOptions(mergePodOptions(tracingPodOptions(props.tracing), props.pods), r.spec.pods),
         peersConfigMapName,
       };
       renderedConfigProps.add(deploymentProps);
@@ -276,6 +280,7 @@ export class AgentCluster extends Construct {
     for (const [role, lines] of roleErrors) if (!this.agents.has(role)) errors.push(...lines.map((l) => `roles.${role}.${l}`));
 
     this.createNetworkPolicies(props);
+    addTracingEgress(this, props.tracing, { name: this.name, namespace: this.namespace });
     if (props.monitoring) {
       this.monitoring = new AgentMonitoring(this, 'monitoring', { ...props.monitoring, clusterName: this.name, namespace: this.namespace, agents: [...this.agents.values()] });
     }
