@@ -1,8 +1,8 @@
+import * as http from 'node:http';
+import { AddressInfo } from 'node:net';
 // The runtime is this repository's own workspace package (agent-runtime/).
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { createLogger, InferenceExecutor, LocalCluster, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
-import * as http from 'node:http';
-import { AddressInfo } from 'node:net';
 import { Construct } from 'constructs';
 import { AgentCluster, ModelCatalog, Topology } from '../src';
 import { alternate, ChildServer, load, pct, poster, round, Side, startMockProcess, startRelayProcess, synthToFile } from './support';
@@ -30,7 +30,12 @@ function hubManifest(workers: number, inFlight = 256, fanOut = 64): string {
 }
 
 /** Runs `fn` against a topology started locally, its upstream the mock in a process of its own; stops both after. */
-async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cluster: LocalCluster, mock: ChildServer) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
+async function withLocalCluster<T>(
+  manifests: string,
+  latencyMs: number,
+  fn: (cluster: LocalCluster, mock: ChildServer) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
   const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
   try {
     const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn', ...env }, readyTimeoutMs: 120_000 });
@@ -474,7 +479,7 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
  * jobs alternate between them round by round so a slow spell of the machine
  * falls on both. Throughput is tasks per second of the best round of each.
  */
-export async function benchTracing(rounds = 4, jobsPerRound = 8, perJob = 100) {
+export async function benchTracing(rounds = 4, jobsPerRound = 40, perJob = 100) {
   let exports = 0;
   let bytes = 0;
   const collector = http.createServer((req, res) => {
@@ -499,8 +504,9 @@ export async function benchTracing(rounds = 4, jobsPerRound = 8, perJob = 100) {
             const res = await p.post('/v1/jobs', job(i));
             if (res.success_rate !== 1) throw new Error(`job not fully successful: ${JSON.stringify(res.results.find((r: { ok: boolean }) => !r.ok))}`);
           };
-          await load(2, 2, runJob(entries[0])); // warm-up
-          await load(2, 2, runJob(entries[1]));
+          // warm-up: a round's worth on each
+          await load(jobsPerRound, 2, runJob(entries[0]));
+          await load(jobsPerRound, 2, runJob(entries[1]));
           const [offSide, onSide] = await alternate(rounds, jobsPerRound, 2, {}, entries.map(runJob));
           for (const e of entries) await e.close();
           const rate = (side: Side) => (jobsPerRound * perJob) / (Math.min(...side.roundWallMs) / 1000);

@@ -42,12 +42,7 @@ export function createGrpcServer(core: AgentCore): AgentGrpcServer {
       // a task without its own trace context is in the call's (metadata `traceparent`), when the caller sent one
       const callTrace = tracer ? metadataTrace(call.metadata) : undefined;
       void lifecycle.track(
-        Promise.all(
-          a.groups.map((g) => {
-            const served = tracer && serveSpans(tracer, g, req.hop, callTrace);
-            return served ? run(g.jobId, served.tasks, g.deadlineAt, req.hop, served.end) : run(g.jobId, g.tasks, g.deadlineAt, req.hop);
-          }),
-        )
+        Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g, callTrace) : g.tasks, g.deadlineAt, req.hop)))
           .then((done) => cb(null, { results: [...done.flat(), ...a.refused.map((r) => r.result)].map(toWireResult) }))
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
           .finally(() => admission.release(a.accepted)),
@@ -90,17 +85,7 @@ export function createGrpcServer(core: AgentCore): AgentGrpcServer {
           send(r, seq);
         };
         void lifecycle.track(
-          Promise.all(
-            a.groups.map((g) => {
-              const served = tracer && serveSpans(tracer, g, batch.hop);
-              return served
-                ? run(g.jobId, served.tasks, g.deadlineAt, batch.hop, (r, i) => {
-                  served.end(r, i);
-                  answer(r, g.seqs[i]);
-                })
-                : run(g.jobId, g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]));
-            }),
-          )
+          Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g) : g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]))))
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
               admission.release(a.accepted - released);
@@ -148,17 +133,16 @@ export function createGrpcServer(core: AgentCore): AgentGrpcServer {
 }
 
 /**
- * With tracing on: one `invoke_agent {role}` SERVER span per admitted task,
- * a child of the caller's span from the task's `traceparent` (or of
- * `fallback`, the call's), its context carried by the task to the spans of
- * the work; `end` closes a task's span with its result.
+ * With tracing on: each admitted task carries the context of the caller's
+ * span for it (its `traceparent`, else `fallback`, the call's), so the work
+ * it causes here is traced under that span.
  */
-function serveSpans(tracer: AgentTracer, g: AdmittedGroup, hop: number, fallback?: TraceCarrier): { tasks: Task[]; end: (r: TaskResult, index: number) => void } {
-  const spans = g.wire.map((w) => tracer.startServe(w.traceparent ? { traceparent: w.traceparent, tracestate: w.tracestate } : fallback ?? {}, w.id, g.jobId, hop));
-  return {
-    tasks: g.tasks.map((t, i) => ({ ...t, trace: tracer.contextOf(spans[i]) })),
-    end: (r, i) => tracer.endTask(spans[i], r.ok ? undefined : r.error?.code ?? 'internal', r.error?.message),
-  };
+function traced(tracer: AgentTracer, g: AdmittedGroup, fallback?: TraceCarrier): Task[] {
+  return g.tasks.map((t, i) => {
+    const w = g.wire[i];
+    const carrier = w.traceparent ? { traceparent: w.traceparent, tracestate: w.tracestate } : fallback;
+    return carrier ? { ...t, trace: tracer.extract(carrier) } : t;
+  });
 }
 
 /** The W3C trace context in a call's metadata (Execute), if any. */

@@ -199,11 +199,13 @@ export class InferenceExecutor implements TaskExecutor {
     const { metrics, tracer } = this.opts;
     let attempts = 0;
     let lastError: { code: TaskErrorCode; message: string; model: string } | undefined;
+    // a fallback not yet told: an event on the next attempt's span
+    let fallback: { from: string; to: string; errorType: string } | undefined;
     for (let i = from; i < chain.length; i++) {
       const model = chain[i];
       if (i > from) {
         metrics.fallbacks.inc({ from: chain[i - 1], to: model });
-        tracer?.event(trace, 'fallback', { 'agents.fallback.from': chain[i - 1], 'agents.fallback.to': model, 'error.type': lastError?.code ?? 'internal' });
+        if (tracer) fallback = { from: chain[i - 1], to: model, errorType: lastError?.code ?? 'internal' };
       }
       const entry = this.config.catalog[model];
       const policy = this.policies.get(model)!;
@@ -226,16 +228,15 @@ export class InferenceExecutor implements TaskExecutor {
         ...(call.tools && call.tools.length > 0 ? { tools: call.tools } : {}),
         ...(call.responseFormat ? { response_format: call.responseFormat } : {}),
       };
-      // attempts on this model so far, and how the last one failed (for the retry event)
+      // attempts on this model so far: a retry's span counts the ones before it
       let tries = 0;
-      let lastType = '';
       try {
         const { value, attempts: n } = await policy.execute(
           deadlineAt,
           async (timeoutMs, s) => {
             const resend = tries++;
-            if (resend > 0) tracer?.event(trace, 'retry', { 'gen_ai.request.model': model, 'http.request.resend_count': resend, 'error.type': lastType });
-            const span = tracer?.startChat(trace, model, resend, call);
+            const span = tracer?.startChat(trace, model, resend, call, fallback);
+            fallback = undefined;
             const t0 = process.hrtime.bigint();
             try {
               const res = await this.opts.client.chat(req, span ? { timeoutMs, signal: s, headers: tracer!.carrierOf(span) as Record<string, string> } : { timeoutMs, signal: s });
@@ -250,11 +251,11 @@ export class InferenceExecutor implements TaskExecutor {
               return res;
             } catch (e) {
               const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-              lastType = errorType(e);
+              const type = errorType(e);
               metrics.upstreamRequests.inc({ model, outcome: e instanceof UpstreamError ? e.name : 'error' });
               metrics.upstreamLatency.observe({ model }, seconds);
-              metrics.genAiOperationDuration.observe({ gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: model, error_type: lastType }, seconds);
-              if (span) tracer!.endChat(span, { ok: false, errorType: lastType, message: (e as Error).message });
+              metrics.genAiOperationDuration.observe({ gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: model, error_type: type }, seconds);
+              if (span) tracer!.endChat(span, { ok: false, errorType: type, message: (e as Error).message });
               throw e;
             }
           },

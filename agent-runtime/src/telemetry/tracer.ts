@@ -4,7 +4,7 @@
 // context), so nothing depends on async context tracking.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import { Attributes, Context, context, propagation, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
+import { Attributes, Context, context, ContextManager, propagation, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
 import { NodeSDK, resources } from '@opentelemetry/sdk-node';
 import {
   ATTR_ERROR_TYPE,
@@ -61,7 +61,6 @@ export const ATTR_JOB_KIND = 'agents.job.kind';
 export const ATTR_JOB_TASKS = 'agents.job.tasks';
 export const ATTR_JOB_FAILED_TASKS = 'agents.job.failed_tasks';
 export const ATTR_TASK_ID = 'agents.task.id';
-export const ATTR_HOP = 'agents.hop';
 export const ATTR_FALLBACK_FROM = 'agents.fallback.from';
 export const ATTR_FALLBACK_TO = 'agents.fallback.to';
 
@@ -70,14 +69,40 @@ export type ChatOutcome =
   | { readonly ok: true; readonly model: string; readonly id?: string; readonly finishReason?: string; readonly inputTokens: number; readonly outputTokens: number }
   | { readonly ok: false; readonly errorType: string; readonly message: string };
 
+/**
+ * A context manager that tracks nothing. Every span here gets its parent
+ * passed explicitly, so no active context is needed, while the SDK's default
+ * (AsyncLocalStorage) would start tracking every async step of the process
+ * the first time anything runs inside `context.with` (the batch span
+ * processor does, for each export). The API exports no no-op manager, hence
+ * these few lines.
+ */
+class ExplicitContextManager implements ContextManager {
+  active(): Context {
+    return ROOT_CONTEXT;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(_context: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    return fn.call(thisArg, ...args);
+  }
+  bind<T>(_context: Context, target: T): T {
+    return target;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    return this;
+  }
+}
+
 // One SDK per process, shared by every agent started in it (tests start several in one process).
 let shared: { sdk: NodeSDK; users: number } | undefined;
 
 /**
- * The runtime's spans: `job` at the entry, `invoke_agent {role}` on both
- * ends of every hop (CLIENT at the caller, SERVER at the callee), and
- * `chat {model}` for every upstream attempt, with `retry` and `fallback`
- * events on the task's span.
+ * The runtime's spans: `job` at the entry, `invoke_agent {role}` (CLIENT) at
+ * the caller of every hop, and `chat {model}` for every upstream attempt
+ * (retries are spans of their own; a fallback is an event on the next
+ * model's first attempt).
  */
 export class AgentTracer {
   /** Starts the SDK from the OTEL_* environment (exporter, protocol, endpoint, sampler, batching). */
@@ -92,6 +117,7 @@ export class AgentTracer {
           }),
         ),
         instrumentations: [],
+        contextManager: new ExplicitContextManager(),
         // metrics stay with prom-client on /metrics, logs with pino on stdout
         metricReaders: [],
         logRecordProcessors: [],
@@ -165,27 +191,13 @@ export class AgentTracer {
   }
 
   /**
-   * The callee's span for one task it received: `invoke_agent {own role}`,
-   * SERVER, a child of the caller's span when the task carries its trace
-   * context.
+   * The context a callee's work on a received task belongs under: the
+   * caller's `invoke_agent` span, from the task's `traceparent`. A hop is
+   * one CLIENT span at the caller (the conventions' `invoke_agent` of a
+   * remote agent); the callee's own spans are its children.
    */
-  startServe(carrier: TraceCarrier, taskId: string, jobId: string, hop: number): Span {
-    const parent = carrier.traceparent ? propagation.extract(ROOT_CONTEXT, carrier) : ROOT_CONTEXT;
-    return this.tracer.startSpan(
-      `${OPERATION_INVOKE_AGENT} ${this.identity.role}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          [GEN_AI_OPERATION_NAME]: OPERATION_INVOKE_AGENT,
-          [GEN_AI_AGENT_NAME]: this.identity.role,
-          [GEN_AI_AGENT_ID]: this.identity.agentId,
-          [ATTR_TASK_ID]: taskId,
-          [ATTR_JOB_ID]: jobId,
-          [ATTR_HOP]: hop,
-        },
-      },
-      parent,
-    );
+  extract(carrier: TraceCarrier): TraceContext {
+    return propagation.extract(ROOT_CONTEXT, carrier);
   }
 
   /**
@@ -212,7 +224,7 @@ export class AgentTracer {
     );
   }
 
-  /** Ends an `invoke_agent` span (either end); `errorType` is the task's error code or the call's failure. */
+  /** Ends an `invoke_agent` span; `errorType` is the task's error code or the call's failure. */
   endTask(span: Span, errorType?: string, message?: string): void {
     if (errorType !== undefined) {
       span.setAttribute(ATTR_ERROR_TYPE, errorType);
@@ -221,8 +233,12 @@ export class AgentTracer {
     span.end();
   }
 
-  /** One upstream attempt: `chat {model}`, CLIENT; `resend` counts the attempts before it on this model. */
-  startChat(parent: TraceContext | undefined, model: string, resend: number, request: { maxTokens?: number; temperature?: number }): Span {
+  /**
+   * One upstream attempt: `chat {model}`, CLIENT; `resend` counts the
+   * attempts before it on this model (a retry is its own span). The first
+   * attempt on a fallback model carries a `fallback` event.
+   */
+  startChat(parent: TraceContext | undefined, model: string, resend: number, request: { maxTokens?: number; temperature?: number }, fallback?: { from: string; to: string; errorType: string }): Span {
     const attributes: Attributes = {
       [GEN_AI_OPERATION_NAME]: OPERATION_CHAT,
       [GEN_AI_PROVIDER_NAME]: PROVIDER_OPENAI,
@@ -232,7 +248,9 @@ export class AgentTracer {
     if (request.maxTokens !== undefined) attributes[GEN_AI_REQUEST_MAX_TOKENS] = request.maxTokens;
     if (request.temperature !== undefined) attributes[GEN_AI_REQUEST_TEMPERATURE] = request.temperature;
     if (resend > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = resend;
-    return this.tracer.startSpan(`${OPERATION_CHAT} ${model}`, { kind: SpanKind.CLIENT, attributes }, parent ?? ROOT_CONTEXT);
+    const span = this.tracer.startSpan(`${OPERATION_CHAT} ${model}`, { kind: SpanKind.CLIENT, attributes }, parent ?? ROOT_CONTEXT);
+    if (fallback) span.addEvent('fallback', { [ATTR_FALLBACK_FROM]: fallback.from, [ATTR_FALLBACK_TO]: fallback.to, [ATTR_ERROR_TYPE]: fallback.errorType });
+    return span;
   }
 
   endChat(span: Span, outcome: ChatOutcome): void {
@@ -249,11 +267,6 @@ export class AgentTracer {
       span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.message });
     }
     span.end();
-  }
-
-  /** An event on the span `parent` holds (a task's span): `retry`, `fallback`. */
-  event(parent: TraceContext | undefined, name: string, attributes: Attributes): void {
-    if (parent) trace.getSpan(parent)?.addEvent(name, attributes);
   }
 
   /** Exports what is buffered; the last user of the process's SDK shuts it down. */
