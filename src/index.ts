@@ -11,3 +11,4 @@ export { AgentTracingOptions, OtlpProtocol } from './tracing';
 export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';
 export * from './agent-cluster';
+export { DEFAULT_NATS_IMAGE, ExternalJobStore, ExternalJobStoreOptions, ExternalJobStoreProps, JetStreamJobStoreOptions, JobQueueTarget, JobStore, NatsCredentialsSecret, NatsJetStreamCluster, NatsJetStreamClusterProps } from './job-store';
