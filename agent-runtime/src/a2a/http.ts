@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { A2A_VERSION_HEADER, AgentCard, formatSSEErrorEvent, formatSSEEvent, SSE_HEADERS } from '@a2a-js/sdk';
 import { A2A_LEGACY_PROTOCOL_VERSION } from '@a2a-js/sdk/compat/v0_3';
 import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server';
@@ -6,6 +6,7 @@ import { A2A_ERROR_CODE, ContentTypeNotSupportedError } from '@a2a-js/sdk/errors
 import { JsonRpcTransportHandler, ServerCallContext, validateVersion } from '@a2a-js/sdk/server';
 import { AgentConfig, peerAddress } from '../config';
 import { JobCaller, JobService } from '../jobs/job-service';
+import type { RequestContext } from '../http/server';
 import { Logger } from '../logger';
 import { A2A_RPC_PATH, AGENT_CARD_PATH, agentCard, legacyAgentCard } from './card';
 import { CALLER_STATE, JobRequestHandler, SIGNAL_STATE } from './job-handler';
@@ -71,17 +72,16 @@ export class A2aHttp {
 
   /**
    * Answers a JSON-RPC request whose body was read (and size-checked) by the
-   * router. `caller` is who the router authenticated.
+   * router. `caller` is who the router authenticated. Plain answers go out
+   * through the router's `send` (and its request metrics); a stream is
+   * written as Server-Sent Events.
    */
-  async rpc(req: IncomingMessage, res: ServerResponse, rawBody: string, caller: JobCaller): Promise<void> {
+  async rpc(c: Pick<RequestContext, 'req' | 'res' | 'send'>, rawBody: string, caller: JobCaller): Promise<void> {
+    const { req, res } = c;
     const version = requestedVersion(req);
     const legacy = isLegacy(version);
     const mapError = legacy ? LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError : JsonRpcTransportHandler.mapToJSONRPCError;
-    const json = (status: number, body: unknown) => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
+    const json = (status: number, body: unknown) => c.send(status, body);
     const contentType = req.headers['content-type']?.split(';', 1)[0].trim().toLowerCase();
     if (contentType && contentType !== 'application/json') {
       return json(200, { jsonrpc: '2.0', id: null, error: mapError(new ContentTypeNotSupportedError(`content-type '${contentType}' is not supported; send application/json`)) });
