@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { TaskState } from '@a2a-js/sdk';
 import { Client } from '@a2a-js/sdk/client';
-import { parseLegacyAgentCard } from '@a2a-js/sdk/compat/v0_3/client';
+import { LegacyJsonRpcTransport, parseLegacyAgentCard } from '@a2a-js/sdk/compat/v0_3/client';
 import { A2A_ERROR_CODE, RequestMalformedError, TaskNotCancelableError, TaskNotFoundError } from '@a2a-js/sdk/errors';
 import { A2aHttp } from '../../src/a2a/http';
 import { AgentConfig } from '../../src/config';
@@ -290,6 +290,29 @@ describe('A2A 0.3 method names (no A2A-Version header)', () => {
     const events = sseData(res.text).map((e) => e.result);
     expect(events.map((e) => e.kind)).toEqual(['task', 'status-update', 'artifact-update', 'status-update']);
     expect(events[3]).toMatchObject({ final: true, status: { state: 'completed' } });
+  });
+});
+
+describe("the SDK's 0.3 client (LegacyJsonRpcTransport) on the 0.3 card", () => {
+  test('send, stream, get and cancel', async () => {
+    const jobs = new ScriptedJobs();
+    server = await serve(coordinator(), jobs);
+    const raw = (await (await fetch(`${server.url}/.well-known/agent-card.json`)).json()) as { url: string };
+    const legacy = new Client(new LegacyJsonRpcTransport({ endpoint: raw.url }), parseLegacyAgentCard(raw));
+    expect(legacy.protocolVersion).toBe('0.3');
+
+    const submitted = (await legacy.sendMessage(send([text('queued')], { returnImmediately: true }))) as { id: string; status?: { state: TaskState } };
+    expect(submitted.status?.state).toBe(TaskState.TASK_STATE_SUBMITTED);
+    expect((await legacy.getTask({ tenant: '', id: submitted.id })).id).toBe(submitted.id);
+    expect((await legacy.cancelTask({ tenant: '', id: submitted.id, metadata: undefined })).status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    await expect(legacy.getTask({ tenant: '', id: 'nope' })).rejects.toThrow(/no such task/);
+
+    const seen: string[] = [];
+    for await (const e of legacy.sendMessageStream(send([text('streamed')]))) {
+      seen.push(brief(e));
+      if (seen.length === 1) jobs.finish('job-2', 't0', 'done');
+    }
+    expect(seen).toEqual([`task:${TaskState.TASK_STATE_SUBMITTED}`, `status:${TaskState.TASK_STATE_WORKING}`, 'artifact:t0', `status:${TaskState.TASK_STATE_COMPLETED}`]);
   });
 });
 
