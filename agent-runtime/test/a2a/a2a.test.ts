@@ -43,11 +43,11 @@ async function serve(config: AgentConfig, jobs: ScriptedJobs): Promise<{ url: st
     const caller: JobCaller = key ? { tenant: TENANTS[key] } : {};
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    const send = (status: number, body: unknown) => {
+    const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    req.on('end', () => void a2a.rpc({ req, res, send }, Buffer.concat(chunks).toString('utf8'), caller));
+    req.on('end', () => void a2a.rpc({ req, res, send: reply }, Buffer.concat(chunks).toString('utf8'), caller));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
