@@ -10,3 +10,4 @@ export * from './agent-monitoring';
 export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';
 export * from './agent-cluster';
+export { DEFAULT_NATS_IMAGE, ExternalJobStore, ExternalJobStoreOptions, ExternalJobStoreProps, JetStreamJobStoreOptions, JobQueueTarget, JobStore, NatsCredentialsSecret, NatsJetStreamCluster, NatsJetStreamClusterProps } from './job-store';
