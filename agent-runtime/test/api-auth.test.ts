@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { ConfigError } from '../src/config';
-import { ApiKeys, isOpenRoute, keyDigest, OPEN } from '../src/http/auth';
+import type { IncomingMessage } from 'node:http';
+import { ApiKeys, callerOf, isOpenRoute, keyDigest, OPEN, setRequestTenant } from '../src/http/auth';
 
 const KEY_A = 'sk-team-a-0123456789abcdef';
 const KEY_B = 'sk-team-b-fedcba9876543210';
@@ -107,4 +108,11 @@ describe('keys.json validation', () => {
     expect(message).not.toContain(KEY_A);
     expect(message).not.toContain('sk-team');
   });
+});
+
+test('callerOf gives a front door that sees only the request the tenant the router authenticated', () => {
+  const req = {} as IncomingMessage;
+  expect(callerOf(req)).toEqual({});
+  setRequestTenant(req, { tenant: 'team-a', dailyBudgetUsd: 3 });
+  expect(callerOf(req)).toEqual({ tenant: 'team-a' });
 });

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { ConfigError } from '../config';
+import type { JobCaller } from '../jobs/job-service';
 
 /**
  * API keys and tenants (README, "Authentication"). The entry reads
@@ -143,6 +144,26 @@ export class ApiKeys implements Authenticator {
 
 function refuse(message: string, challenge: string): AuthOutcome {
   return { ok: false, status: 401, message, headers: { 'www-authenticate': challenge } };
+}
+
+// The tenant the router authenticated for each request it let through, for
+// front doors that see only the request (A2A's callerOf).
+const tenants = new WeakMap<IncomingMessage, Tenant>();
+
+/** Records the request's authenticated tenant (the HTTP router does, before any route runs). */
+export function setRequestTenant(req: IncomingMessage, tenant: Tenant | undefined): void {
+  if (tenant) tenants.set(req, tenant);
+}
+
+/** Who a request is, as the job service sees it: the tenant of its API key, none when the API runs open. */
+export function callerOf(req: IncomingMessage): JobCaller {
+  const t = tenants.get(req);
+  return t ? { tenant: t.tenant } : {};
+}
+
+/** The tenant of a request, with its daily budget. */
+export function tenantOf(req: IncomingMessage): Tenant | undefined {
+  return tenants.get(req);
 }
 
 /** Routes served without a key: probes, metrics and the public A2A agent card. */

@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { budgetsDetail } from '../budget/open';
 import { AgentCore } from '../server/core';
-import { isOpenRoute, Tenant } from './auth';
+import { isOpenRoute, setRequestTenant, Tenant } from './auth';
 import { RequestError } from './jobs';
 
 /** One request as a route sees it. */
@@ -111,6 +111,7 @@ export function createHttpServer(core: AgentCore, routes: readonly Route[]): Age
         return fail(a.status, a.message, a.headers, 'unauthorized');
       }
       tenant = a.tenant;
+      setRequestTenant(req, tenant);
     }
     const ctx: RequestContext = { req, res, path, query: new URLSearchParams(search), params, send, fail, body: () => readBody(req, config.limits.maxRequestBytes), ...(tenant ? { tenant } : {}) };
     req.on('error', () => undefined);
