@@ -16,6 +16,7 @@ import { AgentPodOptions, mergePodOptions } from './pod-options';
 import { PriorityClass } from './priority-class';
 import { problem } from './problems';
 import { Topology, TopologyKind, TopologyRole } from './topology';
+import { addTracingEgress, AgentTracingOptions, tracingPodOptions, tracingProblems } from './tracing';
 
 /** An egress destination for upstream model calls. */
 export interface UpstreamEgressRule {
@@ -89,6 +90,8 @@ export interface AgentClusterProps {
   readonly toolCallTimeoutMs?: number;
   /** Durable jobs on NATS JetStream: `JobStore.jetStream()` (synthesized in the namespace) or `JobStore.external(...)`; every role's config gets it. @default - none: jobs live in the entry pod's memory */
   readonly jobStore?: JobStore;
+  /** OpenTelemetry traces: every agent gets OTEL_EXPORTER_OTLP_* for this collector and egress to it. @default - no tracing */
+  readonly tracing?: AgentTracingOptions;
 }
 
 /** Longest system prompt the runtime's config schema accepts, in characters. */
@@ -188,6 +191,7 @@ export class AgentCluster extends Construct {
       errors.push(problem('defaultModel', `'${defaultModel}' is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...)`));
     }
     errors.push(...clusterProblems(props, this.name, this.namespace));
+    errors.push(...tracingProblems(props.tracing, this.namespace));
 
     // First pass: capacities, so fan-out can be checked against callees.
     for (const r of topo.roles) {
@@ -270,7 +274,7 @@ export class AgentCluster extends Construct {
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
-        pods: mergePodOptions(mergePodOptions(props.pods, r.spec.pods), this.jobStore?.pods),
+        pods: mergePodOptions(mergePodOptions(mergePodOptions(tracingPodOptions(props.tracing), props.pods), r.spec.pods), this.jobStore?.pods),
         peersConfigMapName,
       };
       renderedConfigProps.add(deploymentProps);
@@ -285,6 +289,7 @@ export class AgentCluster extends Construct {
     for (const [role, lines] of roleErrors) if (!this.agents.has(role)) errors.push(...lines.map((l) => `roles.${role}.${l}`));
 
     this.createNetworkPolicies(props);
+    addTracingEgress(this, props.tracing, { name: this.name, namespace: this.namespace });
     if (props.monitoring) {
       this.monitoring = new AgentMonitoring(this, 'monitoring', { ...props.monitoring, clusterName: this.name, namespace: this.namespace, agents: [...this.agents.values()] });
     }

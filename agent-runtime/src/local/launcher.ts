@@ -224,6 +224,19 @@ export function containerEnv(role: string, vars: readonly EnvVar[], podName: str
   return env;
 }
 
+/**
+ * The OpenTelemetry settings of the launching environment (`OTEL_*`), which
+ * every local agent gets over its manifest's: the manifests name the
+ * cluster's collector, which a laptop cannot reach, and the one you run
+ * `local` with is the one you mean. OTEL_SERVICE_NAME is left out: each agent
+ * names itself after its role.
+ */
+export function launcherOtelEnv(parent: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parent)) if (k.startsWith('OTEL_') && k !== 'OTEL_SERVICE_NAME' && v !== undefined) out[k] = v;
+  return out;
+}
+
 /** A role's config JSON with the URLs of the named MCP servers replaced (others, and roles without tools, unchanged). */
 export function withMcpUrls(configJson: string, urls: Readonly<Record<string, string>>): string {
   const config = JSON.parse(configJson) as { tools?: { mcpServers?: Array<{ name: string; url: string }> } };
@@ -281,8 +294,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const pendingRestarts = new Set<NodeJS.Timeout>();
   const baseEnv: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS)/.test(k)) baseEnv[k] = v;
+    if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS|OTEL_SERVICE_NAME$)/.test(k)) baseEnv[k] = v;
   }
+  const otel = launcherOtelEnv(process.env);
   for (const p of plan) {
     const roleDir = path.join(dir, `${p.role.name}-${p.replica}`);
     mkdirSync(roleDir, { recursive: true });
@@ -301,6 +315,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       AGENT_CONFIG_FILE: configFile,
       AGENT_PEER_ENDPOINTS: JSON.stringify(endpoints),
       ...(env.UPSTREAM_BASE_URL !== undefined ? { UPSTREAM_BASE_URL: opts.upstreamUrl } : {}),
+      ...otel,
       ...(opts.env ?? {}),
       ...(opts.roleEnv?.[p.role.name] ?? {}),
     });
