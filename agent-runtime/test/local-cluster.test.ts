@@ -1,9 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { parseAllDocuments } from 'yaml';
 import { LocalCluster, restartBackoffMs, startLocalCluster, withNatsUrl } from '../src/local/launcher';
 import { startMockUpstream, MockUpstream } from '../src/mock/upstream';
 import { postJob, synthesizedManifests, tasks } from './support/cluster';
@@ -18,23 +16,9 @@ const CLI = path.resolve(__dirname, '..', 'dist', 'cli.js');
 const LINE = /^agent (\S+) pid (\d+) http (\d+) grpc (\d+)$/;
 let mock: MockUpstream;
 let manifests: ReturnType<typeof synthesizedManifests>;
+/** The examples synthesized with the constructs' own job store (JobStore.jetStream), as production uses it. */
+let withStore: ReturnType<typeof synthesizedManifests>;
 let cluster: LocalCluster | undefined;
-let tmp: string;
-
-/** The hub-and-spoke manifests with a job store in every role's config, as the constructs write it for a bring-your-own NATS. */
-function withJobStore(file: string): string {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8'));
-  for (const doc of docs) {
-    const cm = doc.toJSON() as { kind?: string; data?: Record<string, string> };
-    if (cm?.kind !== 'ConfigMap' || !cm.data?.['agent-config.json']) continue;
-    const config = JSON.parse(cm.data['agent-config.json']) as Record<string, unknown>;
-    config.jobStore = { url: 'nats://nats.example.internal:4222', credentialsFile: '/var/run/nats/creds', stream: 'AGENTS_JOBS', consumer: 'agents-runners', bucket: 'agents-jobs', replicas: 3 };
-    doc.setIn(['data', 'agent-config.json'], JSON.stringify(config));
-  }
-  const out = path.join(tmp, `job-store-${path.basename(file)}`);
-  writeFileSync(out, docs.map((d) => d.toString()).join('---\n'));
-  return out;
-}
 
 /** The config file each agent process reads (its AGENT_CONFIG_FILE), parsed. */
 function configOf(pid: number): { jobStore?: Record<string, unknown> } {
@@ -64,8 +48,8 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 
 beforeAll(async () => {
   manifests = synthesizedManifests();
+  withStore = synthesizedManifests({ jobStore: { jetStream: {} } });
   mock = await startMockUpstream({ apiKey: API_KEY, latencyMs: 5 });
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'local-cluster-test-'));
 });
 afterEach(async () => {
   await cluster?.stop();
@@ -73,7 +57,6 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await mock.close();
-  rmSync(tmp, { recursive: true, force: true });
 });
 
 test('restart backoff: 250 ms doubling per crash in a row, capped at 8 s', () => {
@@ -124,13 +107,13 @@ test("restartPolicy 'Never' leaves a dead agent dead", async () => {
 });
 
 test('a job store in the configs: local mode starts nats-server, points every config at it, and stops it with the cluster', async () => {
-  cluster = await startLocalCluster({ manifests: withJobStore(manifests['hub-and-spoke']), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore' });
+  cluster = await startLocalCluster({ manifests: withStore['hub-and-spoke'], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore' });
   const nats = cluster.nats!;
   expect(cluster.natsUrl).toBe(nats.url);
   const nc = await connect({ servers: nats.url });
   await nc.close();
   for (const a of cluster.agents) {
-    expect(configOf(a.pid).jobStore).toEqual({ url: nats.url, stream: 'AGENTS_JOBS', consumer: 'agents-runners', bucket: 'agents-jobs', replicas: 1 });
+    expect(configOf(a.pid).jobStore).toEqual({ url: nats.url, stream: 'agents-hub-jobs', consumer: 'agents-hub-job-runners', bucket: 'agents-hub-jobs', replicas: 1 });
   }
   const { pid, storeDir } = nats;
   await cluster.stop();
@@ -142,7 +125,7 @@ test('a job store in the configs: local mode starts nats-server, points every co
 test('natsUrl: the configs use the given NATS and no server is started', async () => {
   const own = await startTestNats();
   try {
-    cluster = await startLocalCluster({ manifests: withJobStore(manifests['hub-and-spoke']), upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', natsUrl: own.url });
+    cluster = await startLocalCluster({ manifests: withStore['hub-and-spoke'], upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', natsUrl: own.url });
     expect(cluster.nats).toBeUndefined();
     for (const a of cluster.agents) expect(configOf(a.pid).jobStore?.url).toBe(own.url);
     await cluster.stop();
@@ -164,7 +147,7 @@ describe('the local CLI', () => {
   });
 
   test("prints 'agent <pod> pid <pid> http <port> grpc <port>' per process start, again after a kill -9, then stops everything on SIGTERM", async () => {
-    child = spawn(process.execPath, [CLI, 'local', '--manifests', withJobStore(manifests['hub-and-spoke']), '--upstream-url', mock.url], {
+    child = spawn(process.execPath, [CLI, 'local', '--manifests', withStore['hub-and-spoke'], '--upstream-url', mock.url], {
       env: { ...process.env, UPSTREAM_API_KEY: API_KEY },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
@@ -208,7 +191,7 @@ describe('the local CLI', () => {
   });
 
   test('job store and no nats-server on PATH: exits 1 saying how to install it, starting no agent', async () => {
-    child = spawn(process.execPath, [CLI, 'local', '--manifests', withJobStore(manifests['hub-and-spoke']), '--upstream-url', mock.url], {
+    child = spawn(process.execPath, [CLI, 'local', '--manifests', withStore['hub-and-spoke'], '--upstream-url', mock.url], {
       env: { ...process.env, UPSTREAM_API_KEY: API_KEY, PATH: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

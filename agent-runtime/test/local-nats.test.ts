@@ -64,6 +64,28 @@ test('restart keeps the port and the store: a stream and its messages survive a 
   }
 });
 
+test('kill leaves it down (clients cannot connect) until start brings it back on the same port with its streams', async () => {
+  const server = await startTestNats();
+  try {
+    let nc = await connect({ servers: server.url });
+    await (await jetstreamManager(nc)).streams.add({ name: 'DOWN', subjects: ['down.>'], storage: StorageType.File });
+    await nc.close();
+    const before = server.pid;
+    await server.kill();
+    expect(alive(before)).toBe(false);
+    await expect(connect({ servers: server.url, reconnect: false, timeout: 1000 })).rejects.toThrow();
+    await server.start();
+    await server.start(); // a no-op while it runs
+    nc = await connect({ servers: server.url });
+    expect((await (await jetstreamManager(nc)).streams.info('DOWN')).config.name).toBe('DOWN');
+    await nc.close();
+  } finally {
+    await server.stop();
+  }
+  await expect(server.start()).rejects.toThrow('stopped with stop()');
+  await expect(server.restart()).rejects.toThrow('stopped with stop()');
+});
+
 test('stop ends the process, frees the port and removes the temporary store; a given store dir is kept', async () => {
   const server = await startTestNats();
   const { pid, storeDir, port } = server;

@@ -49,6 +49,14 @@ export interface NatsServer {
    * with SIGKILL first, as a crash would.
    */
   restart(opts?: { hard?: boolean }): Promise<void>;
+  /**
+   * Ends the server process and leaves it down (ports and store kept), e.g.
+   * to see what clients do while NATS is unreachable; `start()` brings it
+   * back. SIGKILL by default, as a crash.
+   */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the server again after `kill()` (same ports, same store); a no-op while it runs. */
+  start(): Promise<void>;
 }
 
 /** The absolute path of `nats-server` on `searchPath`, or undefined. */
@@ -95,6 +103,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   let child: ChildProcess;
   let exited: Promise<void>;
   let logTail = '';
+  let stopped = false;
   // A test that throws before its stop() must not leave a server behind.
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -159,13 +168,22 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       return child.pid ?? -1;
     },
     async stop() {
+      stopped = true;
       await halt('SIGTERM');
       process.off('exit', killOnExit);
       if (ownDir) rmSync(storeDir, { recursive: true, force: true });
     },
     async restart(o = {}) {
+      if (stopped) throw new Error('nats-server was stopped with stop(); start a new one');
       await halt(o.hard ? 'SIGKILL' : 'SIGTERM');
       await launch();
+    },
+    async kill(signal = 'SIGKILL') {
+      await halt(signal);
+    },
+    async start() {
+      if (stopped) throw new Error('nats-server was stopped with stop(); start a new one');
+      if (!isRunning()) await launch();
     },
   };
 }
