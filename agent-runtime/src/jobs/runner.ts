@@ -1,13 +1,11 @@
 import { ParsedJob } from '../http/jobs';
-import { Task, TaskResult } from '../types';
+import type { RunTasks } from '../server/core';
 import { runWorkflow, StepResult, WorkflowRunOptions } from '../workflow/engine';
 import { StoredResult } from './records';
 
-/** How this entry runs a batch of tasks (the agent's own routing: local executor or dispatcher). */
-export type RunTasks = (jobId: string, tasks: Task[], deadlineAt: number, signal: AbortSignal, onResult: (r: TaskResult, index: number) => void) => Promise<TaskResult[]>;
-
 export interface JobRunnerOptions {
-  readonly runTasks: RunTasks;
+  /** the agent's own routing of a client's tasks (server/core.ts `run`: local executor or dispatcher) */
+  readonly run: RunTasks;
   /** steps running at once at most (the entry's fan-out) */
   readonly concurrency: number;
   readonly windowFor?: WorkflowRunOptions['windowFor'];
@@ -35,19 +33,20 @@ export async function runJob(jobId: string, job: ParsedJob, opts: JobRunnerOptio
       if (!run.finished.has(i)) left.push(i);
     });
     if (left.length === 0) return;
-    await opts.runTasks(
+    await opts.run(
       jobId,
       left.map((i) => job.tasks[i]),
       job.deadlineAt,
-      run.signal,
+      0,
       (r, k) => run.onResult(left[k], r),
+      run.signal,
     );
     return;
   }
   const finished = new Map<string, StepResult>();
   for (const [i, r] of run.finished) finished.set(job.workflow.steps[i].id, r as StepResult);
   await runWorkflow(job.workflow, {
-    run: (t) => opts.runTasks(jobId, [t], job.deadlineAt, run.signal, () => undefined).then((r) => r[0]),
+    run: (t) => opts.run(jobId, [t], job.deadlineAt, 0, undefined, run.signal).then((r) => r[0]),
     concurrency: opts.concurrency,
     windowFor: opts.windowFor,
     agentId: opts.agentId,

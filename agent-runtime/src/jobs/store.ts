@@ -15,4 +15,6 @@ export interface SettledJob {
  */
 export interface JobStore extends JobService {
   settle(jobId: string, caller: JobCaller, signal?: AbortSignal): Promise<SettledJob | undefined>;
+  /** The agent drains: take no new jobs (jobs running here go on until done or handed back). */
+  stopTaking?(): void;
 }

@@ -1,6 +1,7 @@
 import { parseJob } from '../../src/http/jobs';
 import { StoredResult } from '../../src/jobs/records';
-import { runJob, RunTasks } from '../../src/jobs/runner';
+import { runJob } from '../../src/jobs/runner';
+import { RunTasks } from '../../src/server/core';
 import { Task, TaskResult } from '../../src/types';
 import { StepResult } from '../../src/workflow/engine';
 import { workerConfig } from '../support/fixtures';
@@ -12,13 +13,13 @@ const config = workerConfig({ entry: true });
 
 function agent() {
   const sent: Task[] = [];
-  const runTasks: RunTasks = async (_jobId, tasks, _deadline, _signal, onResult) => {
+  const runTasks: RunTasks = async (_jobId, tasks, _deadline, _hop, onResult) => {
     const out = tasks.map((t): TaskResult => ({ id: t.id, ok: true, content: t.id === "check" ? "{\"pass\": true, \"feedback\": \"fine\"}" : `answer of ${t.id}`, costUsd: 0.1, attempts: 1, latencyMs: 1 }));
     sent.push(...tasks);
-    out.forEach((r, i) => onResult(r, i));
+    out.forEach((r, i) => onResult?.(r, i));
     return out;
   };
-  return { sent, opts: { runTasks, concurrency: 4, agentId: 'e-0' } };
+  return { sent, opts: { run: runTasks, concurrency: 4, agentId: 'e-0' } };
 }
 
 test('a tasks job: finished indices are skipped, the others reported with their own index', async () => {

@@ -2,7 +2,8 @@ import { runBounded } from '../../src/coordination/run-bounded';
 import { parseJob, RequestError } from '../../src/http/jobs';
 import { JobEvent } from '../../src/jobs/job-service';
 import { ExecuteJob, ParseJob } from '../../src/jobs/memory-store';
-import { runJob, RunTasks } from '../../src/jobs/runner';
+import { runJob } from '../../src/jobs/runner';
+import { RunTasks } from '../../src/server/core';
 import { JobStore } from '../../src/jobs/store';
 import { TaskResult } from '../../src/types';
 import { workerConfig } from '../support/fixtures';
@@ -21,7 +22,7 @@ export const parse: ParseJob = (raw, now) => parseJob(raw, config, now);
 export function fakeAgent(width = 4) {
   const calls: string[] = [];
   const aborted: string[] = [];
-  const runTasks: RunTasks = (_jobId, tasks, _deadlineAt, signal, onResult) =>
+  const runTasks: RunTasks = (_jobId, tasks, _deadlineAt, _hop, onResult, signal = new AbortController().signal) =>
     runBounded(
       tasks,
       width,
@@ -46,7 +47,7 @@ export function fakeAgent(width = 4) {
       },
       onResult,
     );
-  const execute: ExecuteJob = (jobId, job, run) => runJob(jobId, job, { runTasks, concurrency: width, agentId: 'entry-0' }, run);
+  const execute: ExecuteJob = (jobId, job, run) => runJob(jobId, job, { run: runTasks, concurrency: width, agentId: 'entry-0' }, run);
   return { calls, aborted, execute };
 }
 
