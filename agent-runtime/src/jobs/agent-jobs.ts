@@ -1,7 +1,7 @@
-import { ConfigError } from '../config';
 import { chainWindowFor, parseJob } from '../http/jobs';
 import { AgentCore } from '../server/core';
 import { TaskResult } from '../types';
+import { JetStreamJobService } from './jetstream-store';
 import { ExecuteJob, MemoryJobService, ParseJob } from './memory-store';
 import { runJob } from './runner';
 import { JobStore } from './store';
@@ -49,6 +49,8 @@ export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
 /** The job store this agent's config asks for: in memory without `jobStore`. */
 export async function openJobStore(core: AgentCore): Promise<JobStore> {
   const parse: ParseJob = (raw, now) => parseJob(raw, core.config, now);
-  if (core.config.jobStore) throw new ConfigError('jobStore', 'the JetStream job store is not in this build yet; remove jobStore to keep jobs in memory');
+  if (core.config.jobStore) {
+    return JetStreamJobService.connect({ config: core.config.jobStore, parse, execute: jobExecutor(core, true), logger: core.logger, agentId: core.env.agentId });
+  }
   return new MemoryJobService({ parse, execute: jobExecutor(core, false) });
 }

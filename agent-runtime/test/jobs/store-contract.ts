@@ -19,7 +19,8 @@ export const parse: ParseJob = (raw, now) => parseJob(raw, config, now);
  * runs until its signal aborts; any other answers after a few ms. Records
  * every call (the "upstream bill").
  */
-export function fakeAgent(width = 4) {
+export function fakeAgent(width = 4, opts: { hang?: boolean; delayMs?: number } = {}) {
+  const hangs = opts.hang ?? true;
   const calls: string[] = [];
   const aborted: string[] = [];
   const runTasks: RunTasks = (_jobId, tasks, _deadlineAt, _hop, onResult, signal = new AbortController().signal) =>
@@ -33,7 +34,7 @@ export function fakeAgent(width = 4) {
         const prompt = t.messages[t.messages.length - 1].content;
         await new Promise<void>((resolve) => {
           if (signal.aborted) return resolve();
-          const timer = setTimeout(resolve, prompt.includes('hang') ? 60_000 : 5);
+          const timer = setTimeout(resolve, hangs && prompt.includes('hang') ? 60_000 : (opts.delayMs ?? 5));
           signal.addEventListener('abort', () => {
             clearTimeout(timer);
             resolve();
@@ -59,7 +60,7 @@ export async function collect(it: AsyncIterable<JobEvent> | undefined): Promise<
   return out;
 }
 
-const until = async (cond: () => boolean | Promise<boolean>, what: string) => {
+export const until = async (cond: () => boolean | Promise<boolean>, what: string) => {
   for (let i = 0; i < 500; i++) {
     if (await cond()) return;
     await new Promise((r) => setTimeout(r, 10));
