@@ -13,7 +13,7 @@ export interface JobViewJson {
   durable: boolean;
   created_at: string;
   updated_at: string;
-  results?: Array<{ id: string; ok: boolean; cost_usd: number; content: string | null; error: { code: string; message: string } | null }>;
+  results?: Array<{ id: string; ok: boolean; cost_usd: number; content: string | null; agent_id: string | null; error: { code: string; message: string } | null }>;
   steps?: Array<{ id: string; ok: boolean; cost_usd: number; content: string | null; error: { code: string; message: string } | null }>;
   success_rate: number;
   total_cost_usd: number;
