@@ -3,18 +3,24 @@ import { MockUpstream, startMockUpstream } from '../../src/mock/upstream';
 import { postJob, tasks } from '../support/cluster';
 import { silentLogger, workerConfig } from '../support/fixtures';
 import { cancelJob, getJob, readEvents, submitAsync, waitForJob } from '../support/jobs';
+import { startTestNats, TestNats } from '../support/nats';
 
-// The job API on HTTP with the in-memory store (no jobStore): async submit,
-// GET, events, cancel, idempotency; the synchronous POST answers as before.
+// The job API on HTTP, with the in-memory store (no jobStore) and with the
+// JetStream store on a real nats-server: async submit, GET, events, cancel,
+// idempotency; the synchronous POST answers as before.
 
 const KEY = 'sk-test-0123456789';
 let mock: MockUpstream;
 let agent: AgentHandle;
 let base: string;
+let nats: TestNats | undefined;
 
+describe.each([['memory', false], ['jetstream', true]] as const)('%s store', (_name, durable) => {
 beforeAll(async () => {
   mock = await startMockUpstream({ apiKey: KEY, latencyMs: 5 });
-  const config = workerConfig({ entry: true, concurrency: { maxInFlightTasks: 4 } });
+  if (durable) nats = await startTestNats();
+  const jobStore = nats && durable ? { jobStore: { url: nats.url, stream: 'JOBS', consumer: 'runners', bucket: 'jobs', replicas: 1 } } : {};
+  const config = workerConfig({ entry: true, concurrency: { maxInFlightTasks: 4 }, ...jobStore });
   agent = await startAgent(config, { agentId: 'w-0', role: config.role, configFile: '-', httpPort: 0, grpcPort: 0, upstreamBaseUrl: mock.url, upstreamApiKey: KEY, peerEndpoints: {}, logLevel: 'silent' }, { logger: silentLogger });
   base = `http://127.0.0.1:${agent.httpPort}`;
 });
@@ -22,15 +28,17 @@ afterEach(() => mock.reset());
 afterAll(async () => {
   await agent.shutdown();
   await mock.close();
+  await nats?.close();
+  nats = undefined;
 });
 
-test('Prefer: respond-async answers 202 with Location and {job_id, status: queued, durable: false}; GET shows the results', async () => {
+test('Prefer: respond-async answers 202 with Location and {job_id, status: queued, durable}; GET shows the results', async () => {
   const sub = await submitAsync(base, { tasks: tasks(3) });
   expect(sub.status).toBe(202);
-  expect(sub.body).toEqual({ job_id: expect.any(String), status: 'queued', durable: false });
+  expect(sub.body).toEqual({ job_id: expect.any(String), status: 'queued', durable });
   expect(sub.location).toBe(`/v1/jobs/${sub.body.job_id}`);
   const view = await waitForJob(base, sub.body.job_id);
-  expect(view).toMatchObject({ job_id: sub.body.job_id, status: 'succeeded', durable: false, success_rate: 1 });
+  expect(view).toMatchObject({ job_id: sub.body.job_id, status: 'succeeded', durable, success_rate: 1 });
   expect(Object.keys(view).sort()).toEqual(['created_at', 'durable', 'job_id', 'results', 'status', 'success_rate', 'total_cost_usd', 'updated_at']);
   expect(view.results!.map((r) => r.id)).toEqual(['t0', 't1', 't2']);
   expect(view.total_cost_usd).toBeCloseTo(view.results!.reduce((s, r) => s + r.cost_usd, 0), 12);
@@ -97,7 +105,7 @@ test('Idempotency-Key: same key and body → the same job, run once; another bod
   const calls = mock.stats().calls;
   const b = await submitAsync(base, body, { 'idempotency-key': 'k-1' });
   expect(b.status).toBe(202);
-  expect(b.body).toEqual({ job_id: a.body.job_id, status: 'succeeded', durable: false });
+  expect(b.body).toEqual({ job_id: a.body.job_id, status: 'succeeded', durable });
   const sync = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' }, body: JSON.stringify(body) });
   expect(((await sync.json()) as { job_id: string }).job_id).toBe(a.body.job_id);
   expect(mock.stats().calls).toBe(calls);
@@ -113,4 +121,5 @@ test('a steps job runs async too: GET shows its steps', async () => {
   expect(view.status).toBe('succeeded');
   expect(view.steps!.map((s) => s.id)).toEqual(['a', 'b']);
   expect(view.results).toBeUndefined();
+});
 });
