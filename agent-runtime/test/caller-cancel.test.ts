@@ -22,13 +22,19 @@ afterAll(async () => {
   await mock.close();
 });
 
+/** Aborts `ac` once the mock has received its `n`th call (the attempt is on the wire, not refused before it). */
+async function abortAtCall(ac: AbortController, n: number, reason?: Error) {
+  while (mock.stats().calls < n) await new Promise((r) => setTimeout(r, 5));
+  ac.abort(reason);
+}
+
 const req = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'q' }], max_tokens: 5 };
 const task = (id: string) => ({ id, model: 'gpt-4.1', messages: [{ role: 'user' as const, content: `task ${id}` }] });
 
 test('the client tells a caller abort (not transient) from an attempt timeout (transient)', async () => {
   mock.setBehaviour({ script: ['hang', 'hang'] });
   const ac = new AbortController();
-  setTimeout(() => ac.abort(), 30);
+  void abortAtCall(ac, 1);
   const aborted = await client.chat(req, { signal: ac.signal, timeoutMs: 10_000 }).catch((e: unknown) => e);
   expect(aborted).toBeInstanceOf(UpstreamAbortedError);
   expect((aborted as UpstreamAbortedError).transient).toBe(false);
@@ -46,7 +52,7 @@ test('cancelled calls leave the circuit closed and are not retried; timeouts ope
   mock.setBehaviour({ script: Array(6).fill('hang') });
   for (let i = 0; i < 3; i++) {
     const ac = new AbortController();
-    setTimeout(() => ac.abort(new Error('job cancelled by its client')), 30);
+    void abortAtCall(ac, i + 1, new Error('job cancelled by its client'));
     const r = await executor.execute(task(`c${i}`), Date.now() + 10_000, ac.signal);
     expect(r.error?.code).toBe('cancelled');
     expect(r.error?.message).toMatch(/job cancelled by its client/);
