@@ -36,6 +36,15 @@ export const DEFAULT_ACK_WAIT_MS = 10_000;
 const DEFAULT_LANES = 32;
 /** How long a submit or a read waits for NATS before answering 503. */
 const OP_TIMEOUT_MS = 3_000;
+/** Job records and result lists larger than this are not copied into the queue message or the final state. */
+const MAX_INLINE_BYTES = 256 * 1024;
+
+/** The queue message of a job: its id, and (when small) the record as submitted with its KV revision. */
+interface JobMessage {
+  readonly job_id: string;
+  readonly revision?: number;
+  readonly rec?: JobRecord;
+}
 
 // Keys of the bucket (KV keys are NATS subject tokens; job ids are UUIDs):
 //   <job>.job       the JobRecord, updated with compare-and-set on its revision
@@ -186,9 +195,11 @@ export class JetStreamJobService implements JobStore {
         }
         written.push(idemKey);
       }
-      await this.kv.create(stateKey(rec.job_id), encode(rec));
+      const revision = await this.kv.create(stateKey(rec.job_id), encode(rec));
       written.push(stateKey(rec.job_id));
-      await this.js.publish(`${this.opts.config.stream}.jobs`, rec.job_id, { msgID: rec.job_id });
+      // the record rides along (when small) so the runner starts without reading it back
+      const whole = encode({ job_id: rec.job_id, revision, rec });
+      await this.js.publish(`${this.opts.config.stream}.jobs`, whole.length <= MAX_INLINE_BYTES ? whole : encode({ job_id: rec.job_id }), { msgID: rec.job_id });
     } catch (e) {
       if (e instanceof RequestError) throw e;
       // nothing half-written: what this submit stored goes again (best effort: NATS may be gone)
@@ -217,19 +228,41 @@ export class JetStreamJobService implements JobStore {
 
   async settle(jobId: string, caller: JobCaller, signal?: AbortSignal): Promise<SettledJob | undefined> {
     this.ensureConnected();
-    const first = await this.state(jobId);
-    if (!first || !this.visible(first.rec, caller)) return undefined;
-    // every key of the job in revision order, then live: results come before the final state
-    const results = new Map<number, StoredResult>();
-    let rec = first.rec;
-    await this.follow(jobId, undefined, signal, (e) => {
-      const idx = indexOf(e.key);
-      if (idx !== undefined) results.set(idx, e.json<StoredResult>());
-      if (e.key !== stateKey(jobId)) return false;
-      rec = e.json<JobRecord>();
-      return isFinal(rec.status);
-    });
-    return { view: viewOf(rec, results, true), results: [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r) };
+    // runners announce a job's end on a core subject; subscribed before the first read, so no end is missed
+    // between the two (a NATS outage can lose one: the state is read again every second as well)
+    const done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`);
+    let wake: (() => void) | undefined;
+    let announced = false;
+    void (async () => {
+      for await (const _ of done) {
+        announced = true;
+        wake?.();
+      }
+    })();
+    try {
+      for (;;) {
+        const s = await this.state(jobId);
+        if (!s || !this.visible(s.rec, caller)) return undefined;
+        if (isFinal(s.rec.status)) return await this.settled(jobId, s.rec);
+        if (signal?.aborted) throw signal.reason;
+        if (!announced) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(() => wake?.(), 1_000);
+            const onAbort = () => wake?.();
+            signal?.addEventListener('abort', onAbort, { once: true });
+            wake = () => {
+              wake = undefined;
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', onAbort);
+              resolve();
+            };
+          });
+        }
+        announced = false;
+      }
+    } finally {
+      done.unsubscribe();
+    }
   }
 
   async cancel(jobId: string, caller: JobCaller): Promise<JobView | undefined> {
@@ -344,7 +377,8 @@ export class JetStreamJobService implements JobStore {
   }
 
   private async runMessage(m: JsMsg): Promise<void> {
-    const jobId = m.string();
+    const msg = parseMessage(m);
+    const jobId = msg.job_id;
     // delivered again while this replica still runs it (its progress reports came late): the run here goes on
     if (this.running.has(jobId)) return;
     const log = this.opts.logger.child({ jobId, delivery: m.info.deliveryCount });
@@ -357,17 +391,29 @@ export class JetStreamJobService implements JobStore {
       }
     }, Math.max(200, Math.floor(this.ackWaitMs / 3)));
     try {
-      const s = await this.state(jobId);
-      if (!s) return void m.term('no such job (expired, or its submit failed)');
-      if (isFinal(s.rec.status)) return void (await ackSafely(m));
-      if (s.rec.cancel_requested) {
-        await this.endCancelled(jobId, s.rec);
-        return void (await ackSafely(m));
+      // first delivery of an untouched job: straight to running with the submit's revision (no reads);
+      // a redelivery, or a job changed since (cancelled before it started), reads its state and results
+      let start = m.info.deliveryCount === 1 && msg.rec && msg.revision !== undefined ? await this.casRunning(msg.rec, msg.revision) : undefined;
+      let finished = new Map<number, StoredResult>();
+      if (!start) {
+        const s = await this.state(jobId);
+        if (!s) return void m.term('no such job (expired, or its submit failed)');
+        if (isFinal(s.rec.status)) return void (await ackSafely(m));
+        if (s.rec.cancel_requested) {
+          await this.endCancelled(jobId, s.rec);
+          return void (await ackSafely(m));
+        }
+        start = await this.casRunning(s.rec, s.revision);
+        if (!start) {
+          const again = await this.transition(jobId, (r) => (isFinal(r.status) || r.cancel_requested ? undefined : { ...r, status: 'running' }));
+          if (!again) return void (await ackSafely(m)); // it ended or was cancelled meanwhile: the next delivery finds it so
+          start = again;
+        }
+        finished = await this.results(jobId);
+        if (m.info.deliveryCount > 1) log.info({ finished: finished.size, total: start.rec.ids.length }, 'job taken over: running the tasks without a result');
       }
-      await this.transition(jobId, (r) => (isFinal(r.status) || r.status === 'running' ? undefined : { ...r, status: 'running' }));
-      const finished = await this.results(jobId);
-      if (m.info.deliveryCount > 1) log.info({ finished: finished.size, total: s.rec.ids.length }, 'job taken over: running the tasks without a result');
-      const job = this.opts.parse(s.rec.body, Date.parse(s.rec.created_at));
+      const rec = start.rec;
+      const job = this.opts.parse(rec.body, Date.parse(rec.created_at));
       const controller = new AbortController();
       this.running.set(jobId, controller);
       const all = new Map(finished);
@@ -378,9 +424,9 @@ export class JetStreamJobService implements JobStore {
           signal: controller.signal,
           onResult: (i, r) => {
             if (all.has(i)) return;
-            all.set(i, r);
             // a job this replica gives up (it closes) records nothing more: the next runner runs those tasks
             if (this.closed) return;
+            all.set(i, r);
             writes.push(this.createResult(jobId, i, r));
           },
         });
@@ -388,19 +434,45 @@ export class JetStreamJobService implements JobStore {
       } finally {
         this.running.delete(jobId);
       }
-      if (all.size < s.rec.ids.length) {
+      if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
         // handed back (the agent drains) or cut short: another replica finishes it
-        if (!controller.signal.aborted || this.closed) {
-          log.info({ finished: all.size, total: s.rec.ids.length }, 'job handed back');
-          m.nak();
-          return;
-        }
+        log.info({ finished: all.size, total: rec.ids.length }, 'job handed back');
+        m.nak();
+        return;
       }
-      const stored = await this.results(jobId);
-      await this.transition(jobId, (r) => (isFinal(r.status) ? undefined : { ...r, status: r.cancel_requested || stored.size < r.ids.length ? 'cancelled' : finalStatus(stored.values()) }));
+      // the final state; it carries the results (when small) so a read of a finished job is one get
+      const ordered = rec.ids.map((_, i) => all.get(i));
+      const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
+      const end = (r: JobRecord): JobRecord | undefined => {
+        if (isFinal(r.status)) return undefined;
+        // a cancel that came while it ran: the canceller's results stand (create-only), the job ends cancelled
+        if (r.cancel_requested || all.size < r.ids.length) return { ...r, status: 'cancelled' };
+        return { ...r, status: finalStatus(all.values()), ...(inline ? { results: inline } : {}) };
+      };
+      const next = end(start.rec);
+      if (!next || !(await this.cas(next, start.revision))) await this.transition(jobId, end);
+      this.nc.publish(`${this.opts.config.stream}.done.${jobId}`);
       await ackSafely(m);
     } finally {
       clearInterval(heartbeat);
+    }
+  }
+
+  /** `rec` as running, if its state is still at `revision` (compare-and-set). */
+  private async casRunning(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; revision: number } | undefined> {
+    if (isFinal(rec.status) || rec.cancel_requested) return undefined;
+    const running: JobRecord = { ...rec, status: 'running', updated_at: new Date().toISOString() };
+    const rev = await this.cas(running, revision);
+    return rev === undefined ? undefined : { rec: running, revision: rev };
+  }
+
+  /** Writes `rec` if the state is still at `revision`; undefined when another writer moved it on. */
+  private async cas(rec: JobRecord, revision: number): Promise<number | undefined> {
+    try {
+      return await this.kv.update(stateKey(rec.job_id), encode({ ...rec, updated_at: new Date().toISOString() }), revision);
+    } catch (e) {
+      if (isConflict(e)) return undefined;
+      throw e;
     }
   }
 
@@ -432,6 +504,7 @@ export class JetStreamJobService implements JobStore {
       ),
     );
     await this.transition(jobId, (r) => (isFinal(r.status) ? undefined : { ...r, status: 'cancelled' as JobStatus }));
+    this.nc.publish(`${this.opts.config.stream}.done.${jobId}`);
   }
 
   // ---- the bucket ----
@@ -457,22 +530,28 @@ export class JetStreamJobService implements JobStore {
     this.ensureConnected();
     const s = await this.state(jobId);
     if (!s || !this.visible(s.rec, caller)) return undefined;
-    const results = await this.results(jobId);
-    // a final state read before its last results could be missing some: read the state again after them
-    const rec = isFinal(s.rec.status) ? s.rec : ((await this.state(jobId))?.rec ?? s.rec);
-    return { view: viewOf(rec, results, true), results: [...results.values()] };
+    return this.settled(jobId, s.rec);
   }
 
-  /** Updates the job's record with compare-and-set; `change` returns undefined to leave it. */
-  private async transition(jobId: string, change: (r: JobRecord) => JobRecord | undefined): Promise<void> {
+  /** The view of a job from its record: the results it carries once final, else those in the bucket. */
+  private async settled(jobId: string, rec: JobRecord): Promise<SettledJob> {
+    if (rec.results) return { view: viewOf(rec, new Map(rec.results.map((r, i) => [i, r])), true), results: rec.results };
+    const results = await this.results(jobId);
+    // a state read before its last results were written: read it again after them
+    if (!isFinal(rec.status)) rec = (await this.state(jobId))?.rec ?? rec;
+    return { view: viewOf(rec, results, true), results: [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r) };
+  }
+
+  /** Updates the job's record with compare-and-set (re-reading on a conflict); `change` returns undefined to leave it. */
+  private async transition(jobId: string, change: (r: JobRecord) => JobRecord | undefined): Promise<{ rec: JobRecord; revision: number } | undefined> {
     for (let attempt = 0; attempt < 50; attempt++) {
       const s = await this.state(jobId);
-      if (!s) return;
+      if (!s) return undefined;
       const next = change(s.rec);
-      if (!next) return;
+      if (!next) return undefined;
       try {
-        await this.kv.update(stateKey(jobId), encode({ ...next, updated_at: new Date().toISOString() }), s.revision);
-        return;
+        const rec = { ...next, updated_at: new Date().toISOString() };
+        return { rec, revision: await this.kv.update(stateKey(jobId), encode(rec), s.revision) };
       } catch (e) {
         if (!isConflict(e)) {
           if (this.closed) throw e;
@@ -515,6 +594,12 @@ export class JetStreamJobService implements JobStore {
   private visible(rec: JobRecord, caller: JobCaller): boolean {
     return rec.tenant === caller.tenant;
   }
+}
+
+function parseMessage(m: JsMsg): JobMessage {
+  const text = m.string();
+  // a bare id: what a message too large to carry its record holds
+  return text.startsWith('{') ? (JSON.parse(text) as JobMessage) : { job_id: text };
 }
 
 function indexOf(key: string): number | undefined {

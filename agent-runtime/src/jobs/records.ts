@@ -29,6 +29,8 @@ export interface JobRecord {
   updated_at: string;
   /** set by DELETE; a runner that picks the job up later finishes it as cancelled */
   cancel_requested?: boolean;
+  /** JetStream store, once the job ended: its results in order, so a read is one get (left out when large) */
+  results?: StoredResult[];
 }
 
 /** Task or step ids of a parsed job, in the order given. */
