@@ -7,6 +7,8 @@ export * from './agent-namespace';
 export * from './agent-deployment';
 export * from './agent-autoscaler';
 export * from './agent-monitoring';
+export { AgentTracingOptions, OtlpProtocol } from './tracing';
 export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';
 export * from './agent-cluster';
+export { DEFAULT_NATS_IMAGE, ExternalJobStore, ExternalJobStoreOptions, ExternalJobStoreProps, JetStreamJobStoreOptions, JobQueueTarget, JobStore, NatsCredentialsSecret, NatsJetStreamCluster, NatsJetStreamClusterProps } from './job-store';

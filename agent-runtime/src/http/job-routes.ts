@@ -49,9 +49,11 @@ function idempotencyKey(c: RequestContext): string | undefined {
 
 const notFound = (id: string) => new RequestError(404, `no job '${id}'`);
 
-async function submit(store: JobStore, raw: string, caller: JobCaller, key: string | undefined, core: AgentCore) {
+async function submit(store: JobStore, raw: string, caller: JobCaller, key: string | undefined, core: AgentCore, c: RequestContext) {
+  const { traceparent, tracestate } = c.req.headers;
+  const trace = typeof traceparent === 'string' ? { traceparent, ...(typeof tracestate === 'string' ? { tracestate } : {}) } : undefined;
   try {
-    return await store.submit(raw, { ...caller, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+    return await store.submit(raw, { ...caller, ...(key !== undefined ? { idempotencyKey: key } : {}), ...(trace ? { trace } : {}) });
   } catch (e) {
     if (e instanceof RequestError) {
       core.metrics.jobs.inc({ outcome: 'rejected' });
@@ -71,7 +73,7 @@ async function postJob(core: AgentCore, store: JobStore, c: RequestContext, call
   const key = idempotencyKey(c);
   const raw = await c.body();
   const started = Date.now();
-  const out = await submit(store, raw, caller, key, core);
+  const out = await submit(store, raw, caller, key, core, c);
   if (prefersAsync(c)) {
     const status = out.created ? 'queued' : ((await store.get(out.jobId, caller))?.status ?? 'queued');
     return c.send(202, { job_id: out.jobId, status, durable: out.durable }, { location: `/v1/jobs/${out.jobId}`, 'preference-applied': 'respond-async' });

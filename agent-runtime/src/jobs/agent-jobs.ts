@@ -3,6 +3,7 @@ import { AgentCore } from '../server/core';
 import { TaskResult } from '../types';
 import { JetStreamJobService } from './jetstream-store';
 import { ExecuteJob, MemoryJobService, ParseJob } from './memory-store';
+import { StoredResult } from './records';
 import { runJob } from './runner';
 import { JobStore } from './store';
 
@@ -14,7 +15,7 @@ import { JobStore } from './store';
  * nothing, so the replica that takes the job over runs them.
  */
 export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
-  const { config, env, lifecycle, admission, metrics } = core;
+  const { config, env, lifecycle, admission, metrics, tracer } = core;
   const width = core.dispatcher ? config.fanOut.concurrency : config.concurrency.maxInFlightTasks;
   const windowFor = chainWindowFor(config);
   return (jobId, job, run) => {
@@ -25,23 +26,34 @@ export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
     else run.signal.addEventListener('abort', onCancel, { once: true });
     let failed = 0;
     let shed = 0;
-    let seen = 0;
-    const work = runJob(jobId, job, { run: core.run, concurrency: config.fanOut.concurrency, windowFor, agentId: env.agentId }, {
+    const seen: StoredResult[] = [];
+    // the job's span (tracing on), on the replica that runs it, continuing the submitter's trace
+    const count = job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length;
+    const span = tracer?.startJob(jobId, job.kind, count, run.traceHeaders);
+    const work = runJob(jobId, job, { run: core.run, concurrency: config.fanOut.concurrency, windowFor, agentId: env.agentId, ...(span ? { trace: tracer!.contextOf(span) } : {}) }, {
       finished: run.finished,
       signal: controller.signal,
       onResult: (i, r) => {
         if (durable && lifecycle.handBack.signal.aborted && !run.signal.aborted) return;
-        seen += 1;
+        seen.push(r);
         if (!r.ok) failed += 1;
         if (r.error?.code === 'overloaded' && (r as TaskResult).retryAfterMs !== undefined) shed += 1;
         run.onResult(i, r);
       },
     });
-    return lifecycle.track(work).finally(() => {
+    return lifecycle.track(work).then(
+      () => {
+        if (span) tracer!.endJob(span, seen);
+      },
+      (e: Error) => {
+        if (span) tracer!.endJob(span, e);
+        throw e;
+      },
+    ).finally(() => {
       release();
       done();
       run.signal.removeEventListener('abort', onCancel);
-      metrics.jobs.inc({ outcome: seen > 0 && shed === seen ? 'shed' : failed === 0 ? 'ok' : 'partial' });
+      metrics.jobs.inc({ outcome: seen.length > 0 && shed === seen.length ? 'shed' : failed === 0 ? 'ok' : 'partial' });
     });
   };
 }

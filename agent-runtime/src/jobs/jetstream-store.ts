@@ -179,7 +179,7 @@ export class JetStreamJobService implements JobStore {
     }
     const job = this.opts.parse(rawBody, now);
     const at = new Date(now).toISOString();
-    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), created_at: at, updated_at: at, status: 'queued' };
+    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), created_at: at, updated_at: at, status: 'queued' };
     const written: string[] = [];
     try {
       if (idemKey) {
@@ -422,6 +422,7 @@ export class JetStreamJobService implements JobStore {
         await this.opts.execute(jobId, job, {
           finished,
           signal: controller.signal,
+          ...(rec.trace ? { traceHeaders: rec.trace } : {}),
           onResult: (i, r) => {
             if (all.has(i)) return;
             // a job this replica gives up (it closes) records nothing more: the next runner runs those tasks

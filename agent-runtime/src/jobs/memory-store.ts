@@ -58,7 +58,7 @@ export class MemoryJobService implements JobStore {
     }
     const job = this.opts.parse(rawBody, now);
     const at = new Date(now).toISOString();
-    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), created_at: at, updated_at: at, status: 'queued' };
+    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), created_at: at, updated_at: at, status: 'queued' };
     const entry: Entry = { rec, results: new Map(), events: [], controller: new AbortController(), listeners: new Set(), ...(scoped !== undefined ? { key: scoped } : {}) };
     this.jobs.set(rec.job_id, entry);
     if (scoped !== undefined) this.keys.set(scoped, { job_id: rec.job_id, body_sha256: hash, at: now });
@@ -131,6 +131,7 @@ export class MemoryJobService implements JobStore {
         finished: entry.results,
         signal: entry.controller.signal,
         onResult: (i, r) => this.record(entry, i, r),
+        ...(entry.rec.trace ? { traceHeaders: entry.rec.trace } : {}),
       })
       .then(
         () => this.finish(entry, entry.results.size === entry.rec.ids.length ? finalStatus(entry.results.values()) : 'failed'),

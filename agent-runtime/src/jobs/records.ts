@@ -24,6 +24,8 @@ export interface JobRecord {
   /** task or step ids in the order given: result i belongs to ids[i] */
   readonly ids: readonly string[];
   readonly tenant?: string;
+  /** the submitter's W3C trace context, for the job's span */
+  readonly trace?: { readonly traceparent?: string; readonly tracestate?: string };
   readonly created_at: string;
   status: JobStatus;
   updated_at: string;

@@ -1,5 +1,6 @@
 import { ParsedJob } from '../http/jobs';
 import type { RunTasks } from '../server/core';
+import type { TraceContext } from '../telemetry';
 import { runWorkflow, StepResult, WorkflowRunOptions } from '../workflow/engine';
 import { StoredResult } from './records';
 
@@ -10,6 +11,8 @@ export interface JobRunnerOptions {
   readonly concurrency: number;
   readonly windowFor?: WorkflowRunOptions['windowFor'];
   readonly agentId?: string;
+  /** the job's span (tracing on): every task's work is traced under it */
+  readonly trace?: TraceContext;
 }
 
 export interface JobRun {
@@ -19,6 +22,8 @@ export interface JobRun {
   readonly signal: AbortSignal;
   /** each task's or step's final result as it ends, with its index in the job */
   readonly onResult: (index: number, result: StoredResult) => void;
+  /** the submitter's W3C trace context (`traceparent`, `tracestate`) */
+  readonly traceHeaders?: { readonly traceparent?: string; readonly tracestate?: string };
 }
 
 /**
@@ -35,7 +40,7 @@ export async function runJob(jobId: string, job: ParsedJob, opts: JobRunnerOptio
     if (left.length === 0) return;
     await opts.run(
       jobId,
-      left.map((i) => job.tasks[i]),
+      left.map((i) => (opts.trace ? { ...job.tasks[i], trace: opts.trace } : job.tasks[i])),
       job.deadlineAt,
       0,
       (r, k) => run.onResult(left[k], r),
@@ -46,7 +51,7 @@ export async function runJob(jobId: string, job: ParsedJob, opts: JobRunnerOptio
   const finished = new Map<string, StepResult>();
   for (const [i, r] of run.finished) finished.set(job.workflow.steps[i].id, r as StepResult);
   await runWorkflow(job.workflow, {
-    run: (t) => opts.run(jobId, [t], job.deadlineAt, 0, undefined, run.signal).then((r) => r[0]),
+    run: (t) => opts.run(jobId, [opts.trace ? { ...t, trace: opts.trace } : t], job.deadlineAt, 0, undefined, run.signal).then((r) => r[0]),
     concurrency: opts.concurrency,
     windowFor: opts.windowFor,
     agentId: opts.agentId,

@@ -4,7 +4,8 @@ import { MockUpstream, startMockUpstream } from '../../src/mock/upstream';
 import { tasks } from '../support/cluster';
 import { envFor, workerConfig } from '../support/fixtures';
 import { getJob, readEvents, submitAsync, waitForJob } from '../support/jobs';
-import { startTestNats, TestNats } from '../support/nats';
+import { NatsServer } from '../../src/local/nats';
+import { startTestNats } from '../support/nats';
 
 // Durable jobs across processes: two entry replicas (`agent-runtime serve`)
 // share one JetStream job store on a real nats-server. The replica running
@@ -13,7 +14,7 @@ import { startTestNats, TestNats } from '../support/nats';
 
 const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli.js');
 const KEY = 'sk-test-0123456789';
-let nats: TestNats;
+let nats: NatsServer;
 let mock: MockUpstream;
 const children: ChildProcess[] = [];
 
@@ -47,7 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await mock?.close();
-  await nats?.close();
+  await nats?.stop();
 });
 
 const storeConfig = (tag: string) => workerConfig({ entry: true, concurrency: { maxInFlightTasks: 4 }, deadlines: { defaultMs: 60_000, maxMs: 120_000 }, jobStore: { url: nats.url, stream: `JOBS_${tag}`, consumer: `runners_${tag}`, bucket: `jobs_${tag}`, replicas: 1 } });
@@ -96,7 +97,7 @@ test('kill -9 of the replica running a job: the other finishes it; finished task
 
 test('NATS unreachable at submit: a 503 with the reason, and the entry keeps serving', async () => {
   const r = await serve('entry-2', storeConfig('down'));
-  await nats.stop();
+  await nats.kill();
   try {
     let res = await submitAsync(r.url, { tasks: tasks(1) });
     for (let i = 0; i < 100 && res.status !== 503; i++) {

@@ -3,7 +3,8 @@ import { MockUpstream, startMockUpstream } from '../../src/mock/upstream';
 import { postJob, tasks } from '../support/cluster';
 import { silentLogger, workerConfig } from '../support/fixtures';
 import { cancelJob, getJob, readEvents, submitAsync, waitForJob } from '../support/jobs';
-import { startTestNats, TestNats } from '../support/nats';
+import { NatsServer } from '../../src/local/nats';
+import { startTestNats } from '../support/nats';
 
 // The job API on HTTP, with the in-memory store (no jobStore) and with the
 // JetStream store on a real nats-server: async submit, GET, events, cancel,
@@ -13,7 +14,7 @@ const KEY = 'sk-test-0123456789';
 let mock: MockUpstream;
 let agent: AgentHandle;
 let base: string;
-let nats: TestNats | undefined;
+let nats: NatsServer | undefined;
 
 describe.each([['memory', false], ['jetstream', true]] as const)('%s store', (_name, durable) => {
 beforeAll(async () => {
@@ -28,7 +29,7 @@ afterEach(() => mock.reset());
 afterAll(async () => {
   await agent.shutdown();
   await mock.close();
-  await nats?.close();
+  await nats?.stop();
   nats = undefined;
 });
 

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { JetStreamJobService } from '../../src/jobs/jetstream-store';
-import { startTestNats, TestNats } from '../support/nats';
+import { NatsServer } from '../../src/local/nats';
+import { startTestNats } from '../support/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
@@ -13,14 +14,14 @@ import { body, fakeAgent, jobStoreContract, parse, until } from './store-contrac
 // a NATS restart, NATS down at submit).
 
 const logger = pino({ level: 'silent' });
-let nats: TestNats;
+let nats: NatsServer;
 let n = 0;
 
 beforeAll(async () => {
   nats = await startTestNats();
 });
 afterAll(async () => {
-  await nats?.close();
+  await nats?.stop();
 });
 
 /** A store on its own stream, consumer and bucket (a fresh job store per test). */
@@ -66,7 +67,7 @@ describe('durability', () => {
     const s = await open(config(), agent.execute, 5_000);
     const { jobId } = await s.submit(body(['a', 'b', 'c', 'd', 'e', 'f']), {});
     await until(() => agent.calls.length >= 2, 'two tasks started');
-    await nats.stop();
+    await nats.kill();
     await new Promise((r) => setTimeout(r, 400));
     await nats.start();
     const view = await s.wait(jobId, {}).catch(async () => {
@@ -81,7 +82,7 @@ describe('durability', () => {
   test('NATS unreachable at submit: a 503 that says so, and nothing half-written', async () => {
     const cfg = config();
     const s = await open(cfg, fakeAgent().execute);
-    await nats.stop();
+    await nats.kill();
     try {
       await until(async () => {
         const e = await s.submit(body(['a']), { idempotencyKey: 'down-1' }).catch((err: unknown) => err);
