@@ -7,6 +7,7 @@ import { authenticatorFor } from './http/auth';
 import { jobRoutes } from './http/job-routes';
 import { createHttpServer } from './http/server';
 import { InferenceExecutor } from './inference/executor';
+import { openJobStore } from './jobs/agent-jobs';
 import { createLogger, Logger } from './logger';
 import { RuntimeMetrics } from './metrics';
 import { TaskAdmission } from './server/admission';
@@ -36,7 +37,8 @@ export interface StartAgentOptions {
  * - admission of tasks from callers and the load gauge (server/admission.ts);
  * - the gRPC service, AgentService + grpc.health.v1 (grpc/server.ts);
  * - the HTTP API: health, metrics and, on every role, the job API
- *   (http/server.ts, http/job-routes.ts);
+ *   (http/server.ts, http/job-routes.ts) over the job store (jobs/: in
+ *   memory, or NATS JetStream with `jobStore`);
  * - the lifecycle: in-flight work and the drain (server/lifecycle.ts).
  */
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
@@ -79,10 +81,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     },
   };
   metrics.reportReadiness(() => core.ready().ok);
+  const jobs = await openJobStore(core);
 
   const grpcServer = createGrpcServer(core);
   const grpcPort = await grpcServer.bind(env.grpcPort);
-  const httpServer = createHttpServer(core, jobRoutes(core));
+  const httpServer = createHttpServer(core, jobRoutes(core, jobs, { callerOf: (c) => (c.tenant ? { tenant: c.tenant.tenant } : {}) }));
   const httpPort = await httpServer.listen(env.httpPort);
   logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role) }, 'agent serving');
 
@@ -93,12 +96,14 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         dispatcher?.drain();
         executor?.drain();
         grpcServer.notServing();
+        jobs.stopTaking?.();
       },
       close: async () => {
         // every session's work is done or handed back: tell the callers it is over
         grpcServer.endSessions();
         dispatcher?.close();
         await httpServer.close();
+        await jobs.close();
         await grpcServer.close();
         pool?.close();
         await client?.close();

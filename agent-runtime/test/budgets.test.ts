@@ -232,11 +232,39 @@ describe('API keys on the job API', () => {
     logs += JSON.stringify([one.body, two.body, three.body, other.body]);
   });
 
+  test("a tenant sees, watches and cancels only its own jobs: another tenant's job id is a 404", async () => {
+    const asyncPost = async (key: string, body: unknown) => {
+      const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${key}`, prefer: 'respond-async' }, body: JSON.stringify(body) });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { job_id: string }).job_id;
+    };
+    const id = await asyncPost(KEY_B, { tasks: tasks(2, 'own'), budget_usd: 0.5 });
+    const as = (key: string, method = 'GET', suffix = '') => fetch(`${url}/v1/jobs/${id}${suffix}`, { method, headers: { authorization: `Bearer ${key}` } });
+    for (const [method, suffix] of [['GET', ''], ['GET', '/events'], ['DELETE', '']]) {
+      const other = await as(KEY_A, method, suffix);
+      expect(other.status).toBe(404);
+      expect(((await other.json()) as Answer).error?.message).toBe(`no job '${id}'`);
+    }
+    // its owner reads it, with spend against its budget
+    let view: { status: string; budget_usd?: number; budgets?: Answer['budgets'] } = { status: 'queued' };
+    for (let i = 0; i < 100 && !['succeeded', 'failed'].includes(view.status); i++) {
+      const res = await as(KEY_B);
+      expect(res.status).toBe(200);
+      view = (await res.json()) as typeof view;
+      if (!['succeeded', 'failed'].includes(view.status)) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(view.status).toBe('succeeded');
+    expect(view.budget_usd).toBe(0.5);
+    expect(view.budgets?.[0]).toMatchObject({ budget: 'job', limit_usd: 0.5, scope: 'per-pod' });
+    expect(view.budgets![0].spent_usd).toBeGreaterThan(0);
+    expect((await fetch(`${url}/v1/jobs/${id}`)).status).toBe(401);
+  });
+
   test('metrics carry spend and remaining budget per tenant, and never a key', async () => {
     const text = await agent.metrics.text();
     expect(text).toMatch(/agent_tenant_spend_usd_total\{tenant="team-a",role="task-executor-a"\} 0\.00\d+/);
     expect(text).toMatch(/agent_budget_remaining_usd\{budget="tenant_daily",tenant="team-a",role="task-executor-a"\} \d/);
-    expect(text).toMatch(/agent_api_auth_failures_total\{reason="missing",role="task-executor-a"\} 1/);
+    expect(text).toMatch(/agent_api_auth_failures_total\{reason="missing",role="task-executor-a"\} 2/);
     for (const secret of [KEY_A, KEY_B, keyDigest(KEY_A), keyDigest(KEY_B), 'sk-not-a-known-key-123']) {
       expect(text).not.toContain(secret);
       expect(logs).not.toContain(secret);

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { KV, Kvm } from '@nats-io/kv';
 import { credsAuthenticator, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { JobStoreConfig } from '../generated/agent-config';
+import { IDEMPOTENCY_TTL_MS } from '../jobs/records';
 import { BudgetLedger, BudgetLine, BudgetState, EMPTY, fits, Reservation, ReserveOutcome } from './ledger';
 
 /** One budget key's value in the bucket. */
@@ -203,7 +204,8 @@ export async function openBucket(nc: NatsConnection, bucket: string, replicas: n
     return kv;
   } catch {
     try {
-      return await kvm.create(bucket, { replicas, history: 1 });
+      // the settings the job store makes it with (jobs/jetstream-store.ts), whichever of the two comes first
+      return await kvm.create(bucket, { replicas, history: 1, ttl: IDEMPOTENCY_TTL_MS, storage: StorageType.File });
     } catch (e) {
       // made by another process in between
       const kv = await kvm.open(bucket);

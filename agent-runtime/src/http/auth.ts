@@ -38,12 +38,15 @@ export interface Authenticator {
   /** 'api-keys' or 'none' (open). */
   readonly mode: 'api-keys' | 'none';
   authenticate(headers: IncomingHttpHeaders): AuthOutcome;
+  /** A tenant by name, with its daily budget (a runner on another replica knows only the name). */
+  tenant(name: string): Tenant | undefined;
 }
 
 /** The open API: every request is served, without a tenant. */
 export const OPEN: Authenticator = {
   mode: 'none',
   authenticate: () => ({ ok: true }),
+  tenant: () => undefined,
 };
 
 /** The sha256 of a key as keys.json stores it (lower-case hex). */
@@ -114,6 +117,10 @@ export class ApiKeys implements Authenticator {
       entries.push({ tenant, digest: Buffer.from(lower, 'hex'), ...(budget !== undefined ? { dailyBudgetUsd: budget as number } : {}) });
     });
     return new ApiKeys(entries);
+  }
+
+  tenant(name: string): Tenant | undefined {
+    return this.tenants().find((t) => t.tenant === name);
   }
 
   /** Tenants by name, each once. */

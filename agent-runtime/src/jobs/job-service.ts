@@ -29,6 +29,10 @@ export interface JobView {
   readonly steps?: readonly unknown[];
   readonly success_rate: number;
   readonly total_cost_usd: number;
+  /** the job's `budget_usd`, when it gave one */
+  readonly budget_usd?: number;
+  /** spend against each budget that applies (job, tenant daily, cluster hourly); added by the HTTP API */
+  readonly budgets?: readonly unknown[];
 }
 
 /** One Server-Sent Event of `GET /v1/jobs/<id>/events`. */
@@ -49,6 +53,8 @@ export interface JobCaller {
 export interface SubmitOptions extends JobCaller {
   /** the `Idempotency-Key` header */
   readonly idempotencyKey?: string;
+  /** the client's W3C trace context (`traceparent`, `tracestate`): the job's span continues it, wherever the job runs */
+  readonly trace?: { readonly traceparent?: string; readonly tracestate?: string };
 }
 
 export interface SubmitOutcome {

@@ -155,6 +155,25 @@ test("a tenant's daily budget holds across two jobs on three replicas; then its 
   expect(a.body.results.every((x) => x.ok)).toBe(true);
 });
 
+test("another tenant's job is a 404 on every replica-facing route; its owner reads it with its spend", async () => {
+  const res = await fetch(`${cluster.entryUrl}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, prefer: 'respond-async' }, body: JSON.stringify({ tasks: tasks(3, 'iso'), budget_usd: 1 }) });
+  expect(res.status).toBe(202);
+  const { job_id: id } = (await res.json()) as { job_id: string };
+  for (const [method, suffix] of [['GET', ''], ['GET', '/events'], ['DELETE', '']]) {
+    const r = await fetch(`${cluster.entryUrl}/v1/jobs/${id}${suffix}`, { method, headers: { authorization: `Bearer ${KEY_B}` } });
+    expect(r.status).toBe(404);
+    logs += await r.text();
+  }
+  let view: { status: string; budgets?: Answer['budgets'] } = { status: 'queued' };
+  for (let i = 0; i < 200 && !['succeeded', 'failed'].includes(view.status); i++) {
+    const r = await fetch(`${cluster.entryUrl}/v1/jobs/${id}`, { headers: { authorization: `Bearer ${KEY_A}` } });
+    view = (await r.json()) as typeof view;
+    if (!['succeeded', 'failed'].includes(view.status)) await new Promise((r2) => setTimeout(r2, 50));
+  }
+  expect(view.status).toBe('succeeded');
+  expect(view.budgets?.[0]).toMatchObject({ budget: 'job', limit_usd: 1, scope: 'shared' });
+});
+
 test('no key, digest or upstream key appears in any agent log line or answer; metrics name tenants only', async () => {
   let metrics = '';
   for (const agent of cluster.agents) metrics += await (await fetch(`${agent.httpUrl}/metrics`)).text();
