@@ -62,7 +62,8 @@ export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
 export async function openJobStore(core: AgentCore): Promise<JobStore> {
   const parse: ParseJob = (raw, now) => parseJob(raw, core.config, now);
   if (core.config.jobStore) {
-    return JetStreamJobService.connect({ config: core.config.jobStore, parse, execute: jobExecutor(core, true), logger: core.logger, agentId: core.env.agentId });
+    // only the entry's replicas pull jobs: another role would run them with its own routing and models
+    return JetStreamJobService.connect({ config: core.config.jobStore, parse, execute: jobExecutor(core, true), logger: core.logger, agentId: core.env.agentId, ...(core.config.entry ? {} : { lanes: 0 }) });
   }
   return new MemoryJobService({ parse, execute: jobExecutor(core, false) });
 }
