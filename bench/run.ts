@@ -80,6 +80,7 @@ function targetRows(results: Record<string, unknown>): Row[] {
   add('resilience policies on / off', '>= 0.85', res?.ratio, (x) => x >= 0.85);
   const tr = (results.tracing as Row[] | undefined)?.[0];
   add('throughput with tracing on / off (issue 12)', '>= 0.9', tr?.ratio, (x) => x >= 0.9);
+  add('agent CPU per task, tracing off / on (issue 12)', '>= 0.9', tr?.cpuRatio, (x) => x >= 0.9);
   return rows;
 }
 
