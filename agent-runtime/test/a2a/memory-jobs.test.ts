@@ -1,19 +1,15 @@
-import * as http from 'node:http';
-import { AddressInfo } from 'node:net';
 import { TaskState } from '@a2a-js/sdk';
 import { Client } from '@a2a-js/sdk/client';
 import { TaskNotCancelableError, TaskNotFoundError } from '@a2a-js/sdk/errors';
-import { A2aHttp } from '../../src/a2a/http';
 import { MemoryJobService } from '../../src/jobs/memory-store';
 import { config, fakeAgent, parse } from '../jobs/store-contract';
-import { silentLogger } from '../support/fixtures';
-import { a2aClient, brief, data, send, text, textOf } from './support';
+import { a2aClient, brief, data, send, serveA2a, text, textOf } from './support';
 
 // A2A over the in-memory JobService the entry uses without a job store: the
 // same jobs as /v1/jobs, run by a stand-in for the agent's routing (a task
 // whose prompt says `hang` runs until its job is cancelled).
 
-let server: http.Server;
+let server: { url: string; close: () => Promise<void> };
 let jobs: MemoryJobService;
 let client: Client;
 let agent: ReturnType<typeof fakeAgent>;
@@ -21,28 +17,12 @@ let agent: ReturnType<typeof fakeAgent>;
 beforeEach(async () => {
   agent = fakeAgent();
   jobs = new MemoryJobService({ parse, execute: agent.execute });
-  const a2a = new A2aHttp({ config, jobs, logger: silentLogger });
-  server = http.createServer((req, res) => {
-    if (req.method === 'GET') {
-      const card = a2a.card(req);
-      res.writeHead(card.status, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify(card.body));
-    }
-    const reply = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void a2a.rpc({ req, res, send: reply }, Buffer.concat(chunks).toString('utf8'), {}));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  client = await a2aClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  server = await serveA2a(config, jobs);
+  client = await a2aClient(server.url);
 });
 afterEach(async () => {
   await jobs.close();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await server.close();
 });
 
 test('blocking send runs a one-task job; GetTask reads the same job the store holds', async () => {
