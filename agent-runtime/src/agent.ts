@@ -81,8 +81,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   const grpcServer = createGrpcServer(core);
   const grpcPort = await grpcServer.bind(env.grpcPort);
-  // the entry also speaks A2A, its tasks being the same jobs
-  const httpServer = createHttpServer(core, [...jobRoutes(core, jobs), ...(config.entry ? a2aRoutes(core, jobs) : [])]);
+  // the entry also speaks A2A, its tasks being the same jobs (the API is open: every caller is the same, untenanted)
+  const httpServer = createHttpServer(core, [...jobRoutes(core, jobs), ...(config.entry ? a2aRoutes(core, jobs, () => ({})) : [])]);
   const httpPort = await httpServer.listen(env.httpPort);
   logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role) }, 'agent serving');
 
