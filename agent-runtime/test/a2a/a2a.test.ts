@@ -231,6 +231,11 @@ describe('bad requests get a JSON-RPC error with a message; the server keeps ser
     const res = await fetch(`${server.url}/a2a`, { method: 'POST', headers: { 'content-type': 'text/plain', ...v1 }, body: '{}' });
     expect(((await res.json()) as { error: { code: number } }).error.code).toBe(A2A_ERROR_CODE.CONTENT_TYPE_NOT_SUPPORTED);
     expect(await err({ jsonrpc: '2.0', id: 5, method: 'ListTasks', params: {} })).toMatchObject({ code: A2A_ERROR_CODE.UNSUPPORTED_OPERATION });
+    // bodies that are JSON but no request at all, in both protocol versions
+    for (const headers of [v1, {}]) {
+      for (const odd of ['null', '[]', '"x"', '1', '{}']) expect(await err(odd, headers)).toMatchObject({ code: expect.any(Number), message: expect.any(String) });
+    }
+    expect((await fetch(`${server.url}/.well-known/agent-card.json`)).status).toBe(200);
   });
 });
 
