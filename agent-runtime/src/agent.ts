@@ -1,9 +1,10 @@
+import { a2aRoutes } from './a2a/routes';
 import { openBudgets } from './budget/open';
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
 import { createGrpcServer } from './grpc/server';
-import { authenticatorFor } from './http/auth';
+import { authenticatorFor, callerOf } from './http/auth';
 import { jobRoutes } from './http/job-routes';
 import { createHttpServer } from './http/server';
 import { InferenceExecutor } from './inference/executor';
@@ -38,7 +39,8 @@ export interface StartAgentOptions {
  * - the gRPC service, AgentService + grpc.health.v1 (grpc/server.ts);
  * - the HTTP API: health, metrics and, on every role, the job API
  *   (http/server.ts, http/job-routes.ts) over the job store (jobs/: in
- *   memory, or NATS JetStream with `jobStore`);
+ *   memory, or NATS JetStream with `jobStore`), and on the entry A2A over
+ *   the same jobs (a2a/routes.ts);
  * - the lifecycle: in-flight work and the drain (server/lifecycle.ts).
  */
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
@@ -85,7 +87,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   const grpcServer = createGrpcServer(core);
   const grpcPort = await grpcServer.bind(env.grpcPort);
-  const httpServer = createHttpServer(core, jobRoutes(core, jobs, { callerOf: (c) => (c.tenant ? { tenant: c.tenant.tenant } : {}) }));
+  // the entry also speaks A2A, its tasks being the same jobs; both see the tenant of the request's API key
+  const httpServer = createHttpServer(core, [
+    ...jobRoutes(core, jobs, { callerOf: (c) => (c.tenant ? { tenant: c.tenant.tenant } : {}) }),
+    ...(config.entry ? a2aRoutes(core, jobs, callerOf) : []),
+  ]);
   const httpPort = await httpServer.listen(env.httpPort);
   logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role) }, 'agent serving');
 

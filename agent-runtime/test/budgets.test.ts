@@ -327,3 +327,21 @@ test('without any budget no ledger is touched', async () => {
     await client.close();
   }
 });
+
+test('A2A on the entry: the agent card is public and declares the bearer scheme; JSON-RPC needs a key', async () => {
+  const { agent, url } = await bootAgent({ entry: true }, [{ tenant: 'team-a', key_sha256: keyDigest(KEY_A) }]);
+  try {
+    const card = await fetch(`${url}/.well-known/agent-card.json`);
+    expect(card.status).toBe(200);
+    expect(JSON.stringify(await card.json())).toMatch(/bearer/i);
+    const rpc = { jsonrpc: '2.0', id: 1, method: 'tasks/get', params: { id: 'nope' } };
+    const open = await fetch(`${url}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rpc) });
+    expect(open.status).toBe(401);
+    expect(open.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    const keyed = await fetch(`${url}/a2a`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY_A}` }, body: JSON.stringify(rpc) });
+    expect(keyed.status).toBe(200);
+    expect(((await keyed.json()) as { error?: { code: number } }).error?.code).toBeDefined();
+  } finally {
+    await agent.shutdown();
+  }
+});

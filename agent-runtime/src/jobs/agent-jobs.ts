@@ -68,16 +68,8 @@ export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
 export async function openJobStore(core: AgentCore): Promise<JobStore> {
   const parse: ParseJob = (raw, now) => parseJob(raw, core.config, now);
   if (core.config.jobStore) {
-    // only the entry runs jobs: every role gets the store (its KV holds the budgets), but a worker that
-    // pulled a job would run every task itself, outside the topology and without the tenants' keys
-    return JetStreamJobService.connect({
-      config: core.config.jobStore,
-      parse,
-      execute: jobExecutor(core, true),
-      logger: core.logger,
-      agentId: core.env.agentId,
-      ...(core.config.entry ? {} : { lanes: 0 }),
-    });
+    // only the entry's replicas pull jobs: another role would run them with its own routing and models
+    return JetStreamJobService.connect({ config: core.config.jobStore, parse, execute: jobExecutor(core, true), logger: core.logger, agentId: core.env.agentId, ...(core.config.entry ? {} : { lanes: 0 }) });
   }
   return new MemoryJobService({ parse, execute: jobExecutor(core, false) });
 }

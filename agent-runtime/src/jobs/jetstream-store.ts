@@ -19,7 +19,7 @@ export interface JetStreamJobServiceOptions {
   readonly logger: Logger;
   /** this replica, in logs */
   readonly agentId: string;
-  /** jobs this replica runs at once */
+  /** jobs this replica runs at once; 0: it runs none (submits, reads and cancels only) */
   readonly lanes?: number;
   /** the consumer's ack wait: how long a job whose runner died stays with it before another replica gets it */
   readonly ackWaitMs?: number;

@@ -62,6 +62,21 @@ describe('durability', () => {
     expect(view!.total_cost_usd).toBeCloseTo(6 * 0.25, 10);
   });
 
+  test('a replica without lanes (a role that is not the entry) takes jobs but runs none; a runner does', async () => {
+    const cfg = config();
+    const idle = fakeAgent();
+    const front = await JetStreamJobService.connect({ config: cfg, parse, execute: idle.execute, logger, agentId: 'worker-0', lanes: 0 });
+    stores.push(front);
+    const { jobId } = await front.submit(body(['a', 'b']), {});
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await front.get(jobId, {}))!.status).toBe('queued');
+    const runner = fakeAgent();
+    await open(cfg, runner.execute);
+    expect((await front.wait(jobId, {}))!.status).toBe('succeeded');
+    expect(idle.calls).toEqual([]);
+    expect(runner.calls.sort()).toEqual(['t0', 't1']);
+  });
+
   test('NATS restarted mid-job: the job still finishes, each task once', async () => {
     const agent = fakeAgent(1, { delayMs: 150 });
     const s = await open(config(), agent.execute, 5_000);
