@@ -20,6 +20,8 @@ export type RoleBehavior = generated.RoleBehavior;
 export type McpServerEntry = generated.McpServerEntry;
 /** MCP tools offered to the role's model (config `tools`). */
 export type RoleTools = generated.RoleTools;
+/** mTLS between agents (config `tls`, CONTRACT.md "mTLS"). */
+export type TlsConfig = generated.TlsConfig;
 
 /** The port every agent serves gRPC on, and the port in every peer address. */
 export const GRPC_SERVICE_PORT = 50051;

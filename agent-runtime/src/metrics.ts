@@ -30,10 +30,13 @@ export class RuntimeMetrics {
   readonly queueWait: Histogram<'stage' | 'target'>;
   readonly queueExits: Counter<'stage' | 'target' | 'reason'>;
   private readonly queueObservers = new Map<string, QueueObserver>();
+  /** gRPC calls refused by the per-edge mTLS rule (grpc/mtls.ts): caller_not_allowed, no_role. */
+  readonly grpcRefused: Counter<'reason'>;
 
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
     this.registry.setDefaultLabels(labels);
+    this.grpcRefused = new Counter({ name: 'agent_grpc_refused_total', help: 'gRPC calls refused by mTLS per-edge authorization, by reason (caller_not_allowed, no_role)', labelNames: ['reason'], registers });
     collectDefaultMetrics({ register: this.registry });
     this.upstreamRequests = new Counter({ name: 'agent_upstream_requests_total', help: 'Upstream attempts by model and outcome', labelNames: ['model', 'outcome'], registers });
     this.upstreamLatency = new Histogram({

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { peerHost } from '../config';
+import { localTls } from './tls';
 
 export interface EnvVar {
   name: string;
@@ -85,6 +86,12 @@ export interface LocalClusterOptions {
    * in-cluster docs server → a local `agent-runtime mcp-docs`). @default none
    */
   readonly mcpUrls?: Readonly<Record<string, string>>;
+  /**
+   * mTLS between the agents: a throwaway CA and one certificate per role in
+   * the temp dir, `tls` put into every config (local/tls.ts). False runs
+   * gRPC in plain text (and drops a `tls` the manifests carry). @default true
+   */
+  readonly mtls?: boolean;
 }
 
 export interface LocalCluster {
@@ -242,6 +249,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   }
 
+  const withTls = localTls(dir, roles, opts.mtls ?? true);
   const agents: LocalAgent[] = [];
   const baseEnv: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -251,7 +259,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const roleDir = path.join(dir, p.role.name);
     mkdirSync(roleDir, { recursive: true });
     for (const [fileName, text] of Object.entries(p.role.configFiles)) {
-      writeFileSync(path.join(roleDir, fileName), fileName === 'agent-config.json' && opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text);
+      const config = fileName === 'agent-config.json' ? withTls(p.role.name, opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text) : undefined;
+      writeFileSync(path.join(roleDir, fileName), config ?? text);
     }
     const configFile = path.join(roleDir, 'agent-config.json');
     const podName = `${p.role.name}-${p.replica}`;
@@ -331,7 +340,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   };
 }
 
-/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N]` */
+/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N] [--no-mtls]` */
 export async function runLocalCli(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -343,6 +352,8 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       'node-arg': { type: 'string', multiple: true },
       // e.g. --mcp-url docs=http://127.0.0.1:8765/mcp
       'mcp-url': { type: 'string', multiple: true },
+      // plain-text gRPC between the agents instead of local mTLS
+      'no-mtls': { type: 'boolean', default: false },
     },
   });
   const mcpUrls: Record<string, string> = {};
@@ -365,7 +376,7 @@ export async function runLocalCli(argv: string[]): Promise<void> {
   }
   let cluster: LocalCluster;
   try {
-    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls });
+    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls, mtls: !values['no-mtls'] });
   } catch (e) {
     process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
     process.exit(1);
