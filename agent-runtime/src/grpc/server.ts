@@ -1,0 +1,129 @@
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { AgentCore } from '../server/core';
+import { TaskResult } from '../types';
+import { agentService, ExecuteRequest, ExecuteResponse, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult } from './service';
+
+export interface AgentGrpcServer {
+  readonly server: grpc.Server;
+  /** Binds `0.0.0.0:port` (0: any free port) and resolves with the port. */
+  bind(port: number): Promise<number>;
+  /** Reports NOT_SERVING on grpc.health.v1 (the drain has begun). */
+  notServing(): void;
+  /** Ends each live Session (flush its results, then close it): once the drain has finished or handed back the work. */
+  endSessions(): void;
+  /** Closes the server, forcing it after a second. */
+  close(): Promise<void>;
+}
+
+/**
+ * The callee side of agent-to-agent calls: AgentService (unary Execute and
+ * the Session stream, see proto/agent.proto) and grpc.health.v1.
+ */
+export function createGrpcServer(core: AgentCore): AgentGrpcServer {
+  const { config, env, logger, admission, lifecycle, run } = core;
+  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': config.limits.maxRequestBytes });
+  const health = new HealthImplementation({ '': 'SERVING', 'agents.v1.AgentService': 'SERVING' });
+  const sessions = new Map<grpc.ServerDuplexStream<TaskBatch, ResultBatch>, () => void>();
+
+  server.addService(agentService().service, {
+    Execute: (call: grpc.ServerUnaryCall<ExecuteRequest, ExecuteResponse>, cb: grpc.sendUnaryData<ExecuteResponse>) => {
+      if (lifecycle.draining) return void cb({ code: grpc.status.UNAVAILABLE, details: `agent ${env.agentId} is draining` });
+      const req = call.request;
+      const callDeadline = call.getDeadline();
+      const a = admission.admit(req.tasks ?? [], { jobId: req.job_id, deadlineAt: Number(req.deadline_unix_ms) || Infinity }, callDeadline instanceof Date ? callDeadline.getTime() : Infinity, lifecycle.draining);
+      const missing = a.refused.find((r) => r.result.error!.code === 'bad_request');
+      if (missing) {
+        admission.release(a.accepted);
+        return void cb({ code: grpc.status.INVALID_ARGUMENT, details: missing.result.error!.message });
+      }
+      void lifecycle.track(
+        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, req.hop)))
+          .then((done) => cb(null, { results: [...done.flat(), ...a.refused.map((r) => r.result)].map(toWireResult) }))
+          .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
+          .finally(() => admission.release(a.accepted)),
+      );
+    },
+    Session: (call: grpc.ServerDuplexStream<TaskBatch, ResultBatch>) => {
+      // Results that finish in the same turn go back in one message.
+      let out: WireResult[] = [];
+      const flush = () => {
+        const batch = out;
+        out = [];
+        if (batch.length > 0 && !call.cancelled && !call.destroyed && call.writable) call.write({ results: batch });
+      };
+      const send = (r: TaskResult, seq: number) => {
+        if (out.length === 0) setImmediate(flush);
+        out.push({ ...toWireResult(r), seq });
+      };
+      let running = 0;
+      let callerDone = false;
+      const end = () => {
+        flush();
+        sessions.delete(call);
+        if (!call.cancelled && call.writable) call.end();
+      };
+      sessions.set(call, end);
+      const maybeEnd = () => {
+        if (callerDone && running === 0) end();
+      };
+      call.on('data', (batch: TaskBatch) => {
+        const a = admission.admit(batch.tasks ?? [], { jobId: '', deadlineAt: Infinity }, Infinity, lifecycle.draining);
+        for (const r of a.refused) send(r.result, r.seq);
+        if (a.accepted === 0) return;
+        running += a.accepted;
+        // each task's slot frees as its result goes back, not when the whole batch is done:
+        // the caller counts per task and sends the next one at once (admission)
+        let released = 0;
+        const answer = (r: TaskResult, seq: number) => {
+          admission.release(1);
+          released += 1;
+          send(r, seq);
+        };
+        void lifecycle.track(
+          Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]))))
+            .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
+            .finally(() => {
+              admission.release(a.accepted - released);
+              running -= a.accepted;
+              maybeEnd();
+            }),
+        );
+      });
+      // The caller half-closed (it has nothing more to send) or went away.
+      call.on('end', () => {
+        callerDone = true;
+        maybeEnd();
+      });
+      call.on('cancelled', () => {
+        callerDone = true;
+        sessions.delete(call);
+      });
+      call.on('error', () => sessions.delete(call));
+    },
+  });
+  health.addToServer(server);
+
+  return {
+    server,
+    bind: (port) => new Promise<number>((resolve, reject) => server.bindAsync(`0.0.0.0:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))),
+    notServing: () => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus('agents.v1.AgentService', 'NOT_SERVING');
+    },
+    endSessions: () => {
+      for (const end of [...sessions.values()]) end();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          r();
+        }, 1000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          r();
+        });
+      }),
+  };
+}
