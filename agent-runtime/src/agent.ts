@@ -1,6 +1,7 @@
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
+import { AgentTls } from './grpc/mtls';
 import { createGrpcServer } from './grpc/server';
 import { jobRoutes } from './http/job-routes';
 import { createHttpServer } from './http/server';
@@ -45,7 +46,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
   toolbox?.warm();
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
-  const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
+  // mTLS (config `tls`): the files are checked before anything serves; peers are dialled with this role's certificate
+  const tls = config.tls ? await AgentTls.load(config, { metrics, logger }) : undefined;
+  const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger, undefined, tls?.dial) : undefined;
   const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
   await pool?.start();
 
@@ -70,11 +73,11 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   };
   metrics.reportReadiness(() => core.ready().ok);
 
-  const grpcServer = createGrpcServer(core);
+  const grpcServer = createGrpcServer(core, tls);
   const grpcPort = await grpcServer.bind(env.grpcPort);
   const httpServer = createHttpServer(core, jobRoutes(core));
   const httpPort = await httpServer.listen(env.httpPort);
-  logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role) }, 'agent serving');
+  logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role), mtls: tls !== undefined }, 'agent serving');
 
   const shutdown = () =>
     lifecycle.shutdown({
@@ -91,6 +94,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         await httpServer.close();
         await grpcServer.close();
         pool?.close();
+        tls?.close();
         await client?.close();
         await toolbox?.close();
       },

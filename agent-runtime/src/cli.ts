@@ -28,7 +28,17 @@ async function serve(): Promise<void> {
     }
     throw e;
   }
-  const agent = await startAgent(settings.config, settings.env);
+  let agent;
+  try {
+    agent = await startAgent(settings.config, settings.env);
+  } catch (e) {
+    // what only booting can check (the mTLS files) is a configuration problem too
+    if (e instanceof ConfigError) {
+      process.stderr.write(`agent-runtime: invalid configuration: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
   const stop = () => {
     void agent.shutdown().then(
       () => process.exit(0),

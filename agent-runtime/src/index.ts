@@ -14,6 +14,8 @@ export type { StepResult, WorkflowRunOptions } from './workflow/engine';
 export type { Workflow, WorkflowStep } from './workflow/types';
 export { startLocalCluster, readRoles } from './local/launcher';
 export type { LocalCluster, LocalAgent, LocalClusterOptions } from './local/launcher';
+export type { LocalTlsFiles } from './local/tls';
+export { roleIdentity } from './grpc/mtls';
 export { fitToWindow, countTokens } from './context/window';
 export { costUsd } from './cost';
 export { createLogger } from './logger';

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { peerHost } from '../config';
-import { localTls } from './tls';
+import { localTls, LocalTlsFiles } from './tls';
 
 export interface EnvVar {
   name: string;
@@ -101,6 +101,8 @@ export interface LocalCluster {
   agent(role: string, replica?: number): LocalAgent;
   /** Sends `signal` to one agent process. */
   kill(role: string, replica?: number, signal?: NodeJS.Signals): void;
+  /** The certificate, key and CA files local mode made for a role (undefined with mTLS off). */
+  tlsFiles(role: string): LocalTlsFiles | undefined;
   stop(): Promise<void>;
 }
 
@@ -259,7 +261,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const roleDir = path.join(dir, p.role.name);
     mkdirSync(roleDir, { recursive: true });
     for (const [fileName, text] of Object.entries(p.role.configFiles)) {
-      const config = fileName === 'agent-config.json' ? withTls(p.role.name, opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text) : undefined;
+      const config = fileName === 'agent-config.json' ? withTls.configure(p.role.name, opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text) : undefined;
       writeFileSync(path.join(roleDir, fileName), config ?? text);
     }
     const configFile = path.join(roleDir, 'agent-config.json');
@@ -336,6 +338,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     roles,
     agent: find,
     kill: (role, replica = 0, signal = 'SIGKILL') => find(role, replica).process.kill(signal),
+    tlsFiles: (role) => withTls.files(role),
     stop,
   };
 }

@@ -137,30 +137,44 @@ function edges(roles: ReadonlyArray<{ name: string; configFiles: Readonly<Record
   return callersOf;
 }
 
+/** What local mode does about mTLS for one cluster. */
+export interface LocalTls {
+  /** A role's config JSON with `tls` put in (or, mTLS off, taken out). */
+  configure(role: string, configJson: string): string;
+  /** The files made for a role (undefined with mTLS off, or before its config was written). */
+  files(role: string): LocalTlsFiles | undefined;
+}
+
 /**
  * Gives every role of a local cluster mTLS: a fresh CA, one certificate per
- * role under `dir/<role>/tls`, and a function that puts `tls` into a role's
- * config (allowedCallers: the roles whose peers list it). With `enabled`
- * false, it takes `tls` out instead, so manifests synthesized with mTLS on
- * still boot in plain text.
+ * role under `dir/<role>/tls`, and `tls` in each role's config
+ * (allowedCallers: the roles whose peers list it). With `enabled` false, it
+ * takes `tls` out instead, so manifests synthesized with mTLS on still boot
+ * in plain text.
  */
-export function localTls(dir: string, roles: ReadonlyArray<{ name: string; configFiles: Readonly<Record<string, string>> }>, enabled: boolean): (role: string, configJson: string) => string {
+export function localTls(dir: string, roles: ReadonlyArray<{ name: string; configFiles: Readonly<Record<string, string>> }>, enabled: boolean): LocalTls {
   if (!enabled) {
-    return (_role, configJson) => {
-      const config = JSON.parse(configJson) as ConfigShape;
-      if (config.tls === undefined) return configJson;
-      delete config.tls;
-      return JSON.stringify(config);
+    return {
+      configure: (_role, configJson) => {
+        const config = JSON.parse(configJson) as ConfigShape;
+        if (config.tls === undefined) return configJson;
+        delete config.tls;
+        return JSON.stringify(config);
+      },
+      files: () => undefined,
     };
   }
   const ca = new LocalCa();
   const callersOf = edges(roles);
-  const files = new Map<string, LocalTlsFiles>();
-  return (role, configJson) => {
-    const config = JSON.parse(configJson) as ConfigShape;
-    let f = files.get(role);
-    if (!f) files.set(role, (f = ca.writeRole(path.join(dir, role, 'tls'), { cluster: config.cluster, namespace: config.namespace, role })));
-    config.tls = { ...f, allowedCallers: callersOf.get(role) ?? [] };
-    return JSON.stringify(config);
+  const made = new Map<string, LocalTlsFiles>();
+  return {
+    configure: (role, configJson) => {
+      const config = JSON.parse(configJson) as ConfigShape;
+      let f = made.get(role);
+      if (!f) made.set(role, (f = ca.writeRole(path.join(dir, role, 'tls'), { cluster: config.cluster, namespace: config.namespace, role })));
+      config.tls = { ...f, allowedCallers: callersOf.get(role) ?? [] };
+      return JSON.stringify(config);
+    },
+    files: (role) => made.get(role),
   };
 }
