@@ -3,6 +3,7 @@ import { Construct, Node } from 'constructs';
 import { Autoscaling } from './agent-autoscaler';
 import { AgentDeployment, AgentDeploymentProps, AgentUpstream, PEERS_FILE_KEY, upstreamProblems } from './agent-deployment';
 import { AgentMonitoring, AgentMonitoringOptions } from './agent-monitoring';
+import { AgentMtls } from './agent-mtls';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
 import { cidrProblem } from './cidr';
@@ -86,6 +87,8 @@ export interface AgentClusterProps {
   readonly maxToolRounds?: number;
   /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
   readonly toolCallTimeoutMs?: number;
+  /** mTLS between agents, each callee admitting only the roles with an edge to it: `AgentMtls.selfSigned()` or `AgentMtls.certManager(...)` (needs cert-manager's CRDs). @default - none: plain-text gRPC, the NetworkPolicies alone enforce the edges */
+  readonly mtls?: AgentMtls;
 }
 
 /** Longest system prompt the runtime's config schema accepts, in characters. */
@@ -95,7 +98,7 @@ const DEFAULT_TOOL_CALL_TIMEOUT_MS = 10000;
 
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
 /** Children of an AgentCluster that are not roles: a role of the same name would collide with them. */
-const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring']);
+const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring', 'mtls']);
 // The top-level `"peers": []` of a rendered config; inside a JSON string the
 // quotes would be escaped, so this text can only be the key itself.
 const PEERS_EMPTY = '"peers": []';
@@ -264,6 +267,7 @@ export class AgentCluster extends Construct {
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
         pods: mergePodOptions(props.pods, r.spec.pods),
         peersConfigMapName,
+        tlsSecretName: props.mtls?.secretNameFor(role),
       };
       renderedConfigProps.add(deploymentProps);
       const agent = new AgentDeployment(this, role, deploymentProps);
@@ -275,6 +279,7 @@ export class AgentCluster extends Construct {
     // Problems about roles that have no construct of their own (duplicates, reserved names) stay on the cluster.
     for (const [role, lines] of roleErrors) if (!this.agents.has(role)) errors.push(...lines.map((l) => `roles.${role}.${l}`));
 
+    props.mtls?._bind(this, 'mtls', { name: this.name, namespace: this.namespace, roles: [...this.agents.keys()] });
     this.createNetworkPolicies(props);
     if (props.monitoring) {
       this.monitoring = new AgentMonitoring(this, 'monitoring', { ...props.monitoring, clusterName: this.name, namespace: this.namespace, agents: [...this.agents.values()] });
@@ -392,6 +397,7 @@ export class AgentCluster extends Construct {
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
       ...this.renderBehaviour(r, props),
+      ...(props.mtls ? { tls: props.mtls._tlsConfig(this.topology.callersOf(role)) } : {}),
     };
     const json = JSON.stringify(config, null, 2);
     // Peer lists are rendered once per distinct callee set and spliced in.

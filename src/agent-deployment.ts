@@ -7,6 +7,7 @@ import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { McpServer } from './mcp-server';
+import { TLS_MOUNT_PATH } from './agent-mtls';
 import { AgentPodOptions, isDnsSubdomain, podOptionProblems, restrictedContainerSecurityContext } from './pod-options';
 import { problem } from './problems';
 import { parseQuantity } from './quantity';
@@ -92,6 +93,8 @@ export interface AgentDeploymentProps {
   readonly peersConfigMapName?: string;
   /** MCP servers the role calls: a server's bearer token Secret becomes its env var (secretKeyRef). @default - none */
   readonly mcpServers?: McpServer[];
+  /** Secret with the role's mTLS certificate (tls.crt, tls.key, ca.crt), mounted read-only at /etc/agent-tls; liveness then probes HTTP, since the kubelet's gRPC probe has no client certificate. @default - none: plain-text gRPC */
+  readonly tlsSecretName?: string;
 }
 
 const FORBIDDEN_VERBS = new Set(['*', 'create', 'update', 'patch', 'delete', 'deletecollection', 'escalate', 'bind', 'impersonate']);
@@ -157,7 +160,7 @@ export class AgentDeployment extends Construct {
     const reservedEnv = new Set(['AGENT_ID', 'AGENT_ROLE', 'AGENT_CONFIG_FILE', 'HTTP_PORT', 'GRPC_PORT', 'UPSTREAM_BASE_URL', 'UPSTREAM_API_KEY', 'NODE_OPTIONS']);
     for (const server of props.mcpServers ?? []) if (server.bearerTokenEnv) reservedEnv.add(server.bearerTokenEnv);
     this.validate(props, image, res, drainSeconds, () =>
-      podOptionProblems(pods, { env: reservedEnv, volumes: new Set(['config', 'tmp']), mountPaths: [CONFIG_MOUNT_PATH, '/tmp'], labels: new Set(Object.keys(this.selector)) }),
+      podOptionProblems(pods, { env: reservedEnv, volumes: new Set(['config', 'tmp', 'tls']), mountPaths: [CONFIG_MOUNT_PATH, '/tmp', TLS_MOUNT_PATH], labels: new Set(Object.keys(this.selector)) }),
     );
 
     this.serviceAccount = new KubeServiceAccount(this, 'service-account', {
@@ -259,7 +262,7 @@ export class AgentDeployment extends Construct {
                   failureThreshold: 30,
                 },
                 livenessProbe: {
-                  grpc: { port: GRPC_PORT },
+                  ...(props.tlsSecretName ? { httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') } } : { grpc: { port: GRPC_PORT } }),
                   periodSeconds: 10,
                   timeoutSeconds: 2,
                   failureThreshold: 3,
@@ -270,11 +273,22 @@ export class AgentDeployment extends Construct {
                   timeoutSeconds: 2,
                   failureThreshold: 2,
                 },
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...(pods.volumeMounts ?? [])],
+                volumeMounts: [
+                  { name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                  ...(props.tlsSecretName ? [{ name: 'tls', mountPath: TLS_MOUNT_PATH, readOnly: true }] : []),
+                  ...(pods.volumeMounts ?? []),
+                ],
               },
               ...sidecars,
             ],
-            volumes: [configVolume, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } }, ...(pods.volumes ?? [])],
+            volumes: [
+              configVolume,
+              { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } },
+              // readable by the pod's group (fsGroup) only
+              ...(props.tlsSecretName ? [{ name: 'tls', secret: { secretName: props.tlsSecretName, defaultMode: 0o440 } }] : []),
+              ...(pods.volumes ?? []),
+            ],
           },
         },
       },
@@ -360,6 +374,9 @@ export class AgentDeployment extends Construct {
         if (props.upstream && !renderedConfigProps.has(props)) errors.push(...upstreamProblems(props.upstream, 'upstream'));
         if (props.peersConfigMapName !== undefined && !isDnsSubdomain(props.peersConfigMapName)) {
           errors.push(fail('peersConfigMapName', `'${props.peersConfigMapName}' is not a valid ConfigMap name`, 'use lower-case letters, digits, dashes and dots'));
+        }
+        if (props.tlsSecretName !== undefined && !isDnsSubdomain(props.tlsSecretName)) {
+          errors.push(fail('tlsSecretName', `'${props.tlsSecretName}' is not a valid Secret name`, 'use lower-case letters, digits, dashes and dots'));
         }
         if (!isDnsLabel(this.role)) errors.push(fail('role', `'${this.role}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
         // AgentCluster checks its roles' replicas itself (an autoscaled role's count comes from the autoscaler).
