@@ -1,12 +1,13 @@
 import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { AgentCluster, AgentRoleSpec, Autoscaling, EnvValue, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
+import { AgentCluster, AgentMtls, AgentRoleSpec, Autoscaling, EnvValue, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
 
 // A hierarchical cluster as a platform team would run it: a dedicated,
 // tainted node pool, images from a private registry, cloud workload identity
 // on the ServiceAccounts, KEDA scaling on the runtime's own load metric,
 // Prometheus Operator scraping and alerts, a Grafana dashboard, and a log
-// shipper sidecar. Needs KEDA, the Prometheus Operator and Grafana's
+// shipper sidecar, and mTLS between the agents from a CA the cluster makes
+// itself. Needs KEDA, the Prometheus Operator, cert-manager and Grafana's
 // dashboard sidecar installed (see README, "Running it in production").
 
 const REGISTRY = 'registry.example.com/platform';
@@ -66,6 +67,7 @@ export function productionChart(app: App): Chart {
       minSuccessRate: 0.97,
       maxSpendUsdPerHour: 40,
     },
+    mtls: AgentMtls.selfSigned(),
   });
   return chart;
 }
