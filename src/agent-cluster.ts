@@ -397,7 +397,7 @@ export class AgentCluster extends Construct {
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
       ...this.renderBehaviour(r, props),
-      ...(props.mtls ? { tls: props.mtls._tlsConfig(this.topology.callersOf(role)) } : {}),
+      ...(props.mtls ? { tls: props.mtls._tlsConfig(this.topology, role) } : {}),
     };
     const json = JSON.stringify(config, null, 2);
     // Peer lists are rendered once per distinct callee set and spliced in.

@@ -4,6 +4,7 @@ import { peerAddress } from './contract';
 import type { TlsConfig } from './generated/agent-config';
 import { isDnsSubdomain } from './pod-options';
 import { problem } from './problems';
+import { Topology, TopologyKind } from './topology';
 
 /** Where each role's certificate Secret is mounted (read-only) and the files the runtime reads. */
 export const TLS_MOUNT_PATH = '/etc/agent-tls';
@@ -83,8 +84,13 @@ export class AgentMtls {
   }
 
   /** The config's `tls` for a role: its mounted files and the roles allowed to call it. @internal */
-  public _tlsConfig(allowedCallers: readonly string[]): TlsConfig {
-    return { certFile: `${TLS_MOUNT_PATH}/tls.crt`, keyFile: `${TLS_MOUNT_PATH}/tls.key`, caFile: `${TLS_MOUNT_PATH}/ca.crt`, allowedCallers: [...allowedCallers] };
+  public _tlsConfig(topology: Topology, role: string): TlsConfig {
+    const files = { certFile: `${TLS_MOUNT_PATH}/tls.crt`, keyFile: `${TLS_MOUNT_PATH}/tls.key`, caFile: `${TLS_MOUNT_PATH}/ca.crt` };
+    // In a mesh every member calls every member: its callers are its peers, which the
+    // config already lists once per cluster (peers.json), so naming them again in each
+    // config would make the manifests grow with the square of the mesh.
+    if (topology.kind === TopologyKind.MESH) return { ...files, allowedCallers: [], peersMayCall: true };
+    return { ...files, allowedCallers: topology.callersOf(role) };
   }
 
   /** Creates the issuer chain (self-signed) and one Certificate per role under `scope`. @internal */

@@ -134,6 +134,28 @@ describe('AgentMtls.certManager()', () => {
   });
 });
 
+describe('a mesh', () => {
+  const mesh = (n: number) => {
+    const chart = Testing.chart();
+    const peers = Array.from({ length: n }, (_, i) => ({ name: `peer-${i}`, replicas: 1 }));
+    new AgentCluster(chart, 'm', { topology: Topology.mesh({ peers }), upstream: UPSTREAM, mtls: AgentMtls.selfSigned() });
+    return Testing.synth(chart) as K8sObject[];
+  };
+
+  test('members admit their peers (every member) without listing them again, so the manifests stay linear in the mesh size', () => {
+    const objs = mesh(6);
+    for (let i = 0; i < 6; i++) {
+      const config = configOf(objs, `peer-${i}`);
+      expect(config.tls).toMatchObject({ allowedCallers: [], peersMayCall: true });
+      expect(config.peers.map((p: { role: string }) => p.role)).toHaveLength(6);
+      expect(agentConfigErrors(config)).toEqual([]);
+    }
+    const bytes = (n: number) => Buffer.byteLength(JSON.stringify(mesh(n)), 'utf8');
+    const [b40, b80] = [bytes(40), bytes(80)];
+    expect(b80 / b40).toBeLessThanOrEqual(2.2);
+  });
+});
+
 describe('defaults', () => {
   test('without mtls: no cert-manager object (a vanilla cluster has no CRDs), no tls in configs, gRPC liveness probe', () => {
     const { objs } = hierarchy();

@@ -58,9 +58,9 @@ function execute(client: AgentServiceClient): Promise<{ code: grpc.status; detai
 }
 
 /** A client that presents `files` and trusts `caPem`, without checking who the server is. */
-function rawClient(port: number, files: LocalTlsFiles, caPem = readFileSync(files.caFile)): AgentServiceClient {
+function rawClient(port: number, files: LocalTlsFiles, caPem = readFileSync(files.caFile), serviceHost = SERVICE_HOST): AgentServiceClient {
   const creds = grpc.credentials.createSsl(caPem, readFileSync(files.keyFile), readFileSync(files.certFile));
-  return newClient(`127.0.0.1:${port}`, creds, { 'grpc.ssl_target_name_override': SERVICE_HOST });
+  return newClient(`127.0.0.1:${port}`, creds, { 'grpc.ssl_target_name_override': serviceHost });
 }
 
 async function refused(metrics: RuntimeMetrics, reason: string): Promise<number> {
@@ -117,6 +117,15 @@ describe('a TLS server authorized per edge', () => {
     });
     expect(session).toBe(grpc.status.PERMISSION_DENIED);
     expect(await refused(metrics, 'caller_not_allowed')).toBe(2);
+  });
+
+  test('in a mesh (peersMayCall) the roles of peers are admitted, others refused', async () => {
+    const files = filesFor('peer-a');
+    const config = workerConfig({ role: 'peer-a', kind: 'peer', peers: [{ ...WORKER_PEER, role: 'peer-b', kind: 'peer' }], tls: { ...files, allowedCallers: [], peersMayCall: true } });
+    const { port } = await serve(await load(config));
+    const asPeer = (role: string) => execute(rawClient(port, filesFor(role), undefined, 'peer-a-grpc.test.svc.cluster.local'));
+    expect((await asPeer('peer-b')).code).toBe(grpc.status.OK);
+    expect(await asPeer('peer-c')).toEqual({ code: grpc.status.PERMISSION_DENIED, details: expect.stringMatching(/^role 'peer-c' may not call role 'peer-a'/) });
   });
 
   test("a certificate of the CA naming no role of this cluster is refused as no_role", async () => {

@@ -12,7 +12,8 @@ import { AgentServiceClient, newClient } from './service';
  * the role in one URI SAN, `spiffe://<cluster>.<namespace>/role/<role>`; a
  * callee serves gRPC over TLS, requires a client certificate its CA signed,
  * and lets an AgentService call through only when the caller's role is in
- * `tls.allowedCallers` (the topology's edges into this role). A caller
+ * `tls.allowedCallers` (the topology's edges into this role; in a mesh,
+ * `peersMayCall` adds every role of `peers`). A caller
  * checks the callee's certificate the same way: its DNS SAN must be the
  * callee's Service name and its URI SAN the callee's role.
  *
@@ -143,7 +144,8 @@ export class AgentTls {
     tls: TlsConfig,
     private readonly opts: AgentTlsOptions,
   ) {
-    this.allowed = new Set(tls.allowedCallers);
+    // a mesh lists its members once (peers), not again as callers of each one
+    this.allowed = new Set([...tls.allowedCallers, ...(tls.peersMayCall ? config.peers.map((p) => p.role) : [])]);
     this.domain = trustDomain(config.cluster, config.namespace);
     this.provider = new grpc.experimental.FileWatcherCertificateProvider({
       certificateFile: tls.certFile,
