@@ -1,9 +1,9 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchMtls } from './mtls';
 import { benchCoordination, benchMemory, benchOverhead, benchOverload, benchResilience, benchThroughput, benchWorkflow, OverheadResult } from './runtime';
 import { writeJson } from './support';
-import { benchMtls } from './mtls';
 import { benchSynth } from './synth';
 import { buildExampleApp } from '../examples/topologies';
 

@@ -1,13 +1,13 @@
 import { ApiObject, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { TLS_MOUNT_PATH } from './agent-mtls';
 import { peerAddress } from './contract';
 import { imageProblems } from './images';
 import { renderedConfigProps } from './internal';
 import { KubeConfigMap, KubeDeployment, KubePodDisruptionBudget, KubeRole, KubeRoleBinding, KubeService, KubeServiceAccount } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, roleLabels, selectorLabels } from './labels';
 import { McpServer } from './mcp-server';
-import { TLS_MOUNT_PATH } from './agent-mtls';
 import { AgentPodOptions, isDnsSubdomain, podOptionProblems, restrictedContainerSecurityContext } from './pod-options';
 import { problem } from './problems';
 import { parseQuantity } from './quantity';
