@@ -4,11 +4,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { AgentHandle, startAgent } from '../src/agent';
 import { AgentConfig, ConfigError, PeerEntry } from '../src/config';
 import { AgentTls, roleOf } from '../src/grpc/mtls';
 import { agentService, AgentServiceClient, ExecuteResponse, newClient } from '../src/grpc/service';
 import { LocalCa, LocalTlsFiles } from '../src/local/tls';
 import { RuntimeMetrics } from '../src/metrics';
+import { startMockUpstream } from '../src/mock/upstream';
 import { silentLogger, workerConfig } from './support/fixtures';
 
 // mTLS between agents (grpc/mtls.ts) on a bare gRPC server with the real
@@ -195,5 +197,36 @@ describe('files checked at boot', () => {
     await expect(attempt(supervisor)).rejects.toThrow(/^tls\.certFile: names role 'supervisor', not this agent's role 'worker'$/);
     await expect(attempt({ ...worker, caFile: other.caFile })).rejects.toThrow(/^tls\.caFile: no certificate in '.*' signed '.*'/);
     await expect(attempt({ ...worker, certFile: path.join(dir, 'missing.crt') })).rejects.toThrow(/^tls\.certFile: cannot read '.*missing\.crt'/);
+  });
+});
+
+describe('agents over mTLS (startAgent)', () => {
+  test("a supervisor with an edge gets its tasks answered; one without is refused at once with the callee's reason, not retried until the deadline", async () => {
+    const KEY = 'sk-test-0123456789';
+    const mock = await startMockUpstream({ apiKey: KEY });
+    const agents: AgentHandle[] = [];
+    try {
+      const boot = (config: AgentConfig, peerEndpoints: Record<string, string[]> = {}) =>
+        startAgent(config, { agentId: `${config.role}-0`, role: config.role, configFile: '-', httpPort: 0, grpcPort: 0, upstreamBaseUrl: mock.url, upstreamApiKey: KEY, peerEndpoints, logLevel: 'silent' }, { logger: silentLogger }).then((a) => {
+          agents.push(a);
+          return a;
+        });
+      const worker = await boot(tlsConfig('worker', ['sup-a']));
+      const endpoints = { [SERVICE_HOST]: [`127.0.0.1:${worker.grpcPort}`] };
+      const supervisor = (role: string) => boot(workerConfig({ role, kind: 'supervisor', peers: [WORKER_PEER], tls: { ...filesFor(role), allowedCallers: [] } }), endpoints);
+      const job = async (a: AgentHandle) => {
+        const res = await fetch(`http://127.0.0.1:${a.httpPort}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [{ id: 't', prompt: 'hello' }], deadline_ms: 20000 }) });
+        return ((await res.json()) as { results: Array<{ ok: boolean; error: { code: string; message: string } | null; latency_ms: number }> }).results[0];
+      };
+      expect(await job(await supervisor('sup-a'))).toMatchObject({ ok: true, error: null });
+      const denied = await job(await supervisor('sup-b'));
+      expect(denied).toMatchObject({ ok: false, error: { code: 'unavailable', message: expect.stringContaining("PERMISSION_DENIED role 'sup-b' may not call role 'worker'") } });
+      // ended by the refusal itself (code unavailable), not by the deadline passing (deadline_exceeded)
+      expect(denied.error!.message).toMatch(/^refused by the callee: worker /);
+      expect(await refused(worker.metrics, 'caller_not_allowed')).toBe(1);
+    } finally {
+      for (const a of agents) await a.shutdown();
+      await mock.close();
+    }
   });
 });
