@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as forge from 'node-forge';
@@ -9,9 +9,14 @@ import { roleIdentity } from '../grpc/mtls';
  * Local mode's stand-in for cert-manager: a throwaway CA and one certificate
  * per role, shaped like the ones the constructs ask cert-manager for (URI SAN
  * naming the role, DNS SAN of its headless Service, plus localhost and
- * 127.0.0.1; server and client auth). Node can make keys but not
- * certificates, so keys come from node:crypto (fast, native) and
- * node-forge builds and signs the certificates.
+ * 127.0.0.1; server and client auth; ECDSA P-256 keys).
+ *
+ * Node can make keys and signatures but not certificates, and node-forge can
+ * build certificates but only with RSA keys, whose generation took seconds
+ * per key on a loaded machine (P-256: well under a millisecond). So forge
+ * lays out the certificate (names, validity, extensions), and the two parts
+ * it cannot do for EC keys are put in with node:crypto: the public key
+ * (SubjectPublicKeyInfo) and the ECDSA signature with its algorithm.
  */
 
 /** One role's files, as `tls` in its config names them. */
@@ -27,11 +32,39 @@ export interface CertificateSpec {
   readonly role: string;
 }
 
-function rsaKeys(): { forgeKey: forge.pki.rsa.PrivateKey; forgePublic: forge.pki.rsa.PublicKey; pem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-  const forgeKey = forge.pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey;
-  return { forgeKey, forgePublic: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), pem };
+const asn1 = forge.asn1;
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+// getTBSCertificate encodes an RSA key; this one only holds the place the EC key takes
+const PLACEHOLDER_KEY = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('1'), new forge.jsbn.BigInteger('65537'));
+
+function ecKey(): KeyObject {
+  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+}
+
+/** AlgorithmIdentifier ecdsa-with-SHA256 (no parameters, RFC 5758). */
+function ecdsaSha256(): forge.asn1.Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(ECDSA_WITH_SHA256).getBytes())]);
+}
+
+/** `cert` (names, validity, extensions set) with `subjectKey`'s public key, signed by `issuerKey`, as PEM. */
+function signEc(cert: forge.pki.Certificate, subjectKey: KeyObject, issuerKey: KeyObject): string {
+  cert.publicKey = PLACEHOLDER_KEY;
+  cert.siginfo.algorithmOid = forge.pki.oids.sha256WithRSAEncryption;
+  // in forge since 0.x, missing from its type definitions
+  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  // TBSCertificate: version, serialNumber, signature (2), issuer, validity, subject, subjectPublicKeyInfo (6), extensions
+  tbs.value = [...(tbs.value as forge.asn1.Asn1[])];
+  tbs.value[2] = ecdsaSha256();
+  const spki = createPublicKey(subjectKey).export({ type: 'spki', format: 'der' });
+  tbs.value[6] = asn1.fromDer(forge.util.createBuffer(spki.toString('binary')));
+  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
+  const signature = sign('sha256', tbsDer, issuerKey); // DER Ecdsa-Sig-Value
+  const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    tbs,
+    ecdsaSha256(),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(0) + signature.toString('binary')),
+  ]);
+  return forge.pem.encode({ type: 'CERTIFICATE', body: asn1.toDer(certificate).getBytes() });
 }
 
 function serial(): string {
@@ -43,48 +76,41 @@ function serial(): string {
 
 function validity(cert: forge.pki.Certificate, days: number): void {
   const now = Date.now();
-  cert.validity.notBefore = new Date(now - 60 * 60 * 1000); // an hour back: clocks of local processes agree, this is for skew elsewhere
+  cert.validity.notBefore = new Date(now - 60 * 60 * 1000); // an hour back, for clock skew
   cert.validity.notAfter = new Date(now + days * 24 * 60 * 60 * 1000);
 }
 
 /** A throwaway certificate authority that signs role certificates. */
 export class LocalCa {
   readonly pem: string;
-  private readonly key: forge.pki.rsa.PrivateKey;
-  private readonly cert: forge.pki.Certificate;
+  private readonly key = ecKey();
+  private readonly subject: forge.pki.CertificateField[];
 
   constructor(name = 'agent-runtime local CA') {
-    const keys = rsaKeys();
     const cert = forge.pki.createCertificate();
-    cert.publicKey = keys.forgePublic;
     cert.serialNumber = serial();
     validity(cert, 2);
-    const subject = [{ name: 'commonName', value: name }];
-    cert.setSubject(subject);
-    cert.setIssuer(subject);
+    this.subject = [{ name: 'commonName', value: name }];
+    cert.setSubject(this.subject);
+    cert.setIssuer(this.subject);
     cert.setExtensions([
       { name: 'basicConstraints', cA: true, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-      { name: 'subjectKeyIdentifier' },
     ]);
-    cert.sign(keys.forgeKey, forge.md.sha256.create());
-    this.key = keys.forgeKey;
-    this.cert = cert;
-    this.pem = forge.pki.certificateToPem(cert);
+    this.pem = signEc(cert, this.key, this.key);
   }
 
   /** A role's certificate and key (PEM). */
   issue(spec: CertificateSpec): { cert: string; key: string } {
-    const keys = rsaKeys();
+    const key = ecKey();
     const cert = forge.pki.createCertificate();
-    cert.publicKey = keys.forgePublic;
     cert.serialNumber = serial();
     validity(cert, 1);
     cert.setSubject([{ name: 'commonName', value: spec.role }]);
-    cert.setIssuer(this.cert.subject.attributes);
+    cert.setIssuer(this.subject);
     cert.setExtensions([
       { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
       { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
       {
         name: 'subjectAltName',
@@ -95,10 +121,8 @@ export class LocalCa {
           { type: 7, ip: '127.0.0.1' },
         ],
       },
-      { name: 'authorityKeyIdentifier', keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes() },
     ]);
-    cert.sign(this.key, forge.md.sha256.create());
-    return { cert: forge.pki.certificateToPem(cert), key: keys.pem };
+    return { cert: signEc(cert, key, this.key), key: key.export({ type: 'pkcs8', format: 'pem' }).toString() };
   }
 
   /** Writes ca.crt, tls.crt, tls.key (the names of cert-manager's Secret keys) into `dir`. */
@@ -167,11 +191,15 @@ export function localTls(dir: string, roles: ReadonlyArray<{ name: string; confi
   const ca = new LocalCa();
   const callersOf = edges(roles);
   const made = new Map<string, LocalTlsFiles>();
+  for (const r of roles) {
+    const config = JSON.parse(r.configFiles['agent-config.json']) as ConfigShape;
+    made.set(r.name, ca.writeRole(path.join(dir, r.name, 'tls'), { cluster: config.cluster, namespace: config.namespace, role: r.name }));
+  }
   return {
     configure: (role, configJson) => {
       const config = JSON.parse(configJson) as ConfigShape;
-      let f = made.get(role);
-      if (!f) made.set(role, (f = ca.writeRole(path.join(dir, role, 'tls'), { cluster: config.cluster, namespace: config.namespace, role })));
+      const f = made.get(role);
+      if (!f) throw new Error(`local mTLS: no certificate was made for role '${role}'`);
       config.tls = { ...f, allowedCallers: callersOf.get(role) ?? [] };
       return JSON.stringify(config);
     },
