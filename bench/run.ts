@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchMtls } from './mtls';
-import { benchCoordination, benchMemory, benchOverhead, benchOverload, benchResilience, benchThroughput, benchWorkflow, OverheadResult } from './runtime';
+import { benchCoordination, benchMemory, benchOverhead, benchOverload, benchResilience, benchThroughput, benchTracing, benchWorkflow, OverheadResult } from './runtime';
 import { writeJson } from './support';
 import { benchSynth } from './synth';
 import { buildExampleApp } from '../examples/topologies';
@@ -40,10 +40,11 @@ async function main() {
   await section('workflow', 'Workflow: a 4-step pipeline (a → b → c ∥ d), mock latency 50 ms, vs its ideal critical path (3 × 50 ms) and vs the same calls made directly', () => benchWorkflow());
   await section('mtls', 'mTLS between agents vs plain-text gRPC: one-task jobs through a hub (coordinator + 2 workers), mock latency 0, both clusters up and alternating', () => benchMtls());
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());
+  await section('tracing', 'Tracing (issue 12): 100-task jobs through a hub with one worker, OTLP/HTTP JSON export to a local collector vs no endpoint, clusters up side by side, rounds alternating', () => benchTracing());
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
   await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects; YAML bytes; growth 1,000 -> 2,000 roles', () => benchSynth());
   // always: it only reads the figures above (or the file's, for sections not run this time)
-  process.stdout.write('\n## Targets of issues 14 and 9: each figure against its target\n');
+  process.stdout.write('\n## Targets of issues 14, 9 and 12: each figure against its target\n');
   console.table((results.targets = targetRows(results)));
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
   writeJson(file, results);
@@ -52,7 +53,7 @@ async function main() {
 
 type Row = Record<string, any>;
 
-/** The figures issues 14 and 9 set targets for, read from the sections above (a section not run this time is read from the file). */
+/** The figures issues 14, 9 and 12 set targets for, read from the sections above (a section not run this time is read from the file). */
 function targetRows(results: Record<string, unknown>): Row[] {
   const rows: Row[] = [];
   const add = (figure: string, target: string, measured: number | undefined, ok: (x: number) => boolean) =>
@@ -73,6 +74,8 @@ function targetRows(results: Record<string, unknown>): Row[] {
   add('workflow (issue 9): ms added per critical-path step at p50', '<= 2', wf?.addedPerStepP50Ms, (x) => x <= 2);
   const res = (results.resilience as Row[] | undefined)?.[0];
   add('resilience policies on / off', '>= 0.85', res?.ratio, (x) => x >= 0.85);
+  const tr = (results.tracing as Row[] | undefined)?.[0];
+  add('throughput with tracing on / off (issue 12)', '>= 0.9', tr?.ratio, (x) => x >= 0.9);
   return rows;
 }
 

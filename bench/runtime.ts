@@ -1,3 +1,5 @@
+import * as http from 'node:http';
+import { AddressInfo } from 'node:net';
 // The runtime is this repository's own workspace package (agent-runtime/).
 // eslint-disable-next-line import/no-extraneous-dependencies
 import { createLogger, InferenceExecutor, LocalCluster, RuntimeMetrics, startLocalCluster, startMockUpstream, UpstreamClient, validateAgentConfig, readRoles } from '@cdk8s-agent-cluster/agent-runtime';
@@ -28,10 +30,15 @@ function hubManifest(workers: number, inFlight = 256, fanOut = 64): string {
 }
 
 /** Runs `fn` against a topology started locally, its upstream the mock in a process of its own; stops both after. */
-async function withLocalCluster<T>(manifests: string, latencyMs: number, fn: (cluster: LocalCluster, mock: ChildServer) => Promise<T>): Promise<T> {
+async function withLocalCluster<T>(
+  manifests: string,
+  latencyMs: number,
+  fn: (cluster: LocalCluster, mock: ChildServer) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
   const mock = await startMockProcess({ apiKey: API_KEY, latencyMs });
   try {
-    const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn' }, readyTimeoutMs: 120_000 });
+    const cluster = await startLocalCluster({ manifests, upstreamUrl: mock.url, apiKey: API_KEY, logs: 'ignore', env: { LOG_LEVEL: 'warn', ...env }, readyTimeoutMs: 120_000 });
     try {
       return await fn(cluster, mock);
     } finally {
@@ -463,4 +470,62 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
     });
   }
   return rows;
+}
+
+/**
+ * Tracing on against off (issue 12): the same hub (one worker) twice, one
+ * with no OTLP endpoint and one exporting OTLP/HTTP JSON to a collector in
+ * this process (it counts and drops what it gets), both up at once; 100-task
+ * jobs alternate between them round by round so a slow spell of the machine
+ * falls on both. Throughput is tasks per second of the best round of each.
+ */
+export async function benchTracing(rounds = 4, jobsPerRound = 40, perJob = 100) {
+  let exports = 0;
+  let bytes = 0;
+  const collector = http.createServer((req, res) => {
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      exports += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+  const manifest = hubManifest(1, 256, 64);
+  try {
+    return await withLocalCluster(manifest, 0, (off) =>
+      withLocalCluster(
+        manifest,
+        0,
+        async (on) => {
+          const entries = [poster(off.entryUrl, 4), poster(on.entryUrl, 4)];
+          const job = (i: number) => ({ deadline_ms: 60_000, tasks: Array.from({ length: perJob }, (_, t) => ({ prompt: `job ${i} task ${t}` })) });
+          const runJob = (p: (typeof entries)[number]) => async (i: number) => {
+            const res = await p.post('/v1/jobs', job(i));
+            if (res.success_rate !== 1) throw new Error(`job not fully successful: ${JSON.stringify(res.results.find((r: { ok: boolean }) => !r.ok))}`);
+          };
+          // warm-up: a round's worth on each
+          await load(jobsPerRound, 2, runJob(entries[0]));
+          await load(jobsPerRound, 2, runJob(entries[1]));
+          const [offSide, onSide] = await alternate(rounds, jobsPerRound, 2, {}, entries.map(runJob));
+          for (const e of entries) await e.close();
+          const rate = (side: Side) => (jobsPerRound * perJob) / (Math.min(...side.roundWallMs) / 1000);
+          return [
+            {
+              tasks: rounds * jobsPerRound * perJob,
+              jobs: `${jobsPerRound} x ${perJob} per round, ${rounds} rounds each`,
+              offTasksPerS: round(rate(offSide), 0),
+              onTasksPerS: round(rate(onSide), 0),
+              ratio: round(rate(onSide) / rate(offSide)),
+              exportRequests: exports,
+              exportedKiB: round(bytes / 1024, 0),
+            },
+          ];
+        },
+        { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+      ),
+    );
+  } finally {
+    await new Promise<void>((r) => collector.close(() => r()));
+  }
 }

@@ -1,14 +1,16 @@
 import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { AgentCluster, AgentMtls, AgentRoleSpec, Autoscaling, EnvValue, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
+import { AgentCluster, AgentMtls, AgentRoleSpec, Autoscaling, EnvValue, JobStore, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
 
 // A hierarchical cluster as a platform team would run it: a dedicated,
 // tainted node pool, images from a private registry, cloud workload identity
-// on the ServiceAccounts, KEDA scaling on the runtime's own load metric,
-// Prometheus Operator scraping and alerts, a Grafana dashboard, and a log
-// shipper sidecar, and mTLS between the agents from a CA the cluster makes
-// itself. Needs KEDA, the Prometheus Operator, cert-manager and Grafana's
-// dashboard sidecar installed (see README, "Running it in production").
+// on the ServiceAccounts, durable jobs on an in-namespace NATS JetStream
+// cluster, KEDA scaling (the coordinator on its job queue, the others on the
+// runtime's own load metric), Prometheus Operator scraping and alerts, a
+// Grafana dashboard, a log shipper sidecar, and mTLS between the agents from
+// a CA the cluster makes itself. Needs KEDA, the Prometheus Operator,
+// cert-manager, Grafana's dashboard sidecar and a default StorageClass (see
+// README, "Running it in production").
 
 const REGISTRY = 'registry.example.com/platform';
 
@@ -19,7 +21,11 @@ export function productionChart(app: App): Chart {
     Autoscaling.keda({ minReplicas: min, maxReplicas: max, triggers: [KedaTrigger.taskLoad(0.7), KedaTrigger.cpu(75)] });
   const worker = (name: string, reportsTo: string, kind: WorkerKind, models?: string[]) =>
     ({ name, reportsTo, workerKind: kind, models, autoscaling: scaled(2, 30) });
-  const coordinator: AgentRoleSpec = { name: 'coordinator', autoscaling: scaled(3, 20) };
+  // the coordinator is the entry: it pulls jobs, so it scales on the jobs waiting
+  const coordinator: AgentRoleSpec = {
+    name: 'coordinator',
+    autoscaling: Autoscaling.keda({ minReplicas: 3, maxReplicas: 20, triggers: [KedaTrigger.jobQueue(10), KedaTrigger.cpu(75)] }),
+  };
 
   new AgentCluster(chart, 'agents-prod', {
     topology: Topology.hierarchical({
@@ -61,6 +67,7 @@ export function productionChart(app: App): Chart {
         },
       ],
     },
+    jobStore: JobStore.jetStream({ storageSize: '20Gi' }),
     monitoring: {
       scrapeWith: ScrapeWith.SERVICE_MONITOR,
       resourceLabels: { release: 'kube-prometheus-stack' },

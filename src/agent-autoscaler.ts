@@ -2,6 +2,7 @@ import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
 import { AgentDeployment } from './agent-deployment';
+import { JobQueueTarget } from './job-store';
 import { KubeHorizontalPodAutoscalerV2 } from './l1';
 import { problem, replicaBoundProblems } from './problems';
 
@@ -15,9 +16,9 @@ export interface PodsMetricTarget {
 
 /** An External metric target, e.g. a queue depth from the metrics adapter. */
 export interface ExternalMetricTarget {
-  /** Metric name, e.g. 'task_queue_depth'. */
+  /** Metric name, e.g. 'gateway_requests_waiting' (for the job queue, use KEDA with a job store instead). */
   readonly name: string;
-  /** Label selector of the series, e.g. { queue: 'agent-tasks' }. @default - all series */
+  /** Label selector of the series, e.g. { gateway: 'public' }. @default - all series */
   readonly matchLabels?: { [key: string]: string };
   /** Target average per pod (a Kubernetes quantity, e.g. '10'). */
   readonly averageValue: string;
@@ -188,6 +189,8 @@ interface KedaTriggerContext {
   readonly namespace: string;
   readonly role: string;
   readonly prometheusServerAddress: string;
+  /** The job consumer, when the cluster has a job store KEDA can read. */
+  readonly jobQueue?: JobQueueTarget;
 }
 
 /**
@@ -217,6 +220,27 @@ export class KedaTrigger {
     });
   }
 
+  /**
+   * Jobs waiting: the pending count of the cluster's job consumer on NATS
+   * JetStream (KEDA's nats-jetstream scaler, reading the NATS monitoring
+   * endpoint), so KEDA keeps about `lagThreshold` queued jobs per pod of the
+   * role that pulls jobs (the entry). Needs the cluster's `jobStore`
+   * (synthesized, or external with a `monitoringEndpoint`).
+   * @param lagThreshold queued jobs per pod, a whole number >= 1
+   */
+  public static jobQueue(lagThreshold: number = 10): KedaTrigger {
+    return new KedaTrigger('jobQueue', lagThreshold, (ctx) => ({
+      type: 'nats-jetstream',
+      metadata: {
+        natsServerMonitoringEndpoint: ctx.jobQueue?.monitoringEndpoint ?? '',
+        account: ctx.jobQueue?.account ?? '$G',
+        stream: ctx.jobQueue?.stream ?? '',
+        consumer: ctx.jobQueue?.consumer ?? '',
+        lagThreshold: String(lagThreshold),
+      },
+    }));
+  }
+
   /** CPU utilisation in percent of requests (KEDA's cpu scaler, metrics-server). */
   public static cpu(utilizationPercent: number = 70): KedaTrigger {
     return new KedaTrigger('cpu', utilizationPercent, () => ({ type: 'cpu', metricType: 'Utilization', metadata: { value: String(utilizationPercent) } }));
@@ -228,7 +252,7 @@ export class KedaTrigger {
   }
 
   private constructor(
-    /** Which signal: taskLoad, cpu or memory. */
+    /** Which signal: taskLoad, jobQueue, cpu or memory. */
     public readonly signal: string,
     /** Its target value. */
     public readonly target: number,
@@ -241,8 +265,16 @@ export class KedaTrigger {
   }
 
   /** @internal */
-  public _problems(index: number): string[] {
+  public _problems(index: number, ctx: KedaTriggerContext): string[] {
     const field = `triggers[${index}]`;
+    if (this.signal === 'jobQueue') {
+      const out: string[] = [];
+      if (!(Number.isInteger(this.target) && this.target >= 1)) out.push(problem(field, `jobQueue lagThreshold ${this.target} is not a whole number >= 1`, 'use e.g. KedaTrigger.jobQueue(10)'));
+      if (!ctx.jobQueue) {
+        out.push(problem(field, 'jobQueue scales on the job consumer, and this role has no job store KEDA can read', 'give the AgentCluster jobStore: JobStore.jetStream() (or JobStore.external with a monitoringEndpoint) and use it on the entry role, or use another trigger'));
+      }
+      return out;
+    }
     if (this.signal === 'taskLoad') {
       return this.target > 0 && this.target <= 1 ? [] : [problem(field, `taskLoad target ${this.target} is not a fraction of capacity in (0, 1]`, 'use e.g. KedaTrigger.taskLoad(0.7)')];
     }
@@ -256,7 +288,7 @@ export interface KedaScalingOptions {
   readonly minReplicas?: number;
   /** Upper bound. @default 20 */
   readonly maxReplicas?: number;
-  /** What to scale on. @default [KedaTrigger.taskLoad(0.7), KedaTrigger.cpu(70)] */
+  /** What to scale on. @default - [KedaTrigger.jobQueue(), KedaTrigger.cpu(70)] for the role that pulls jobs from a job store; else [KedaTrigger.taskLoad(0.7), KedaTrigger.cpu(70)] */
   readonly triggers?: KedaTrigger[];
   /** Prometheus that KEDA queries for the taskLoad trigger. @default 'http://prometheus-operated.monitoring.svc:9090' */
   readonly prometheusServerAddress?: string;
@@ -272,6 +304,8 @@ export interface KedaScalingOptions {
 export interface AgentScaledObjectProps extends KedaScalingOptions {
   /** The role to scale. */
   readonly target: AgentDeployment;
+  /** The job consumer KedaTrigger.jobQueue reads; AgentCluster sets it for its entry role when it has a job store. @default - none */
+  readonly jobQueue?: JobQueueTarget;
 }
 
 /**
@@ -291,13 +325,13 @@ export class AgentScaledObject extends Construct {
     super(scope, id);
     this.minReplicas = props.minReplicas ?? 2;
     this.maxReplicas = props.maxReplicas ?? 20;
-    const triggers = props.triggers ?? [KedaTrigger.taskLoad(), KedaTrigger.cpu()];
+    const triggers = props.triggers ?? (props.jobQueue ? [KedaTrigger.jobQueue(), KedaTrigger.cpu()] : [KedaTrigger.taskLoad(), KedaTrigger.cpu()]);
     const address = props.prometheusServerAddress ?? 'http://prometheus-operated.monitoring.svc:9090';
     const polling = props.pollingIntervalSeconds ?? 15;
     const scaleUp = props.scaleUp ?? DEFAULT_SCALE_UP;
     const scaleDown = props.scaleDown ?? DEFAULT_SCALE_DOWN;
     const target = props.target;
-    const ctx = { namespace: target.namespace ?? 'default', role: target.role, prometheusServerAddress: address };
+    const ctx: KedaTriggerContext = { namespace: target.namespace ?? 'default', role: target.role, prometheusServerAddress: address, jobQueue: props.jobQueue };
     this.scaledObject = new ApiObject(this, 'scaled-object', {
       apiVersion: 'keda.sh/v1alpha1',
       kind: 'ScaledObject',
@@ -317,7 +351,7 @@ export class AgentScaledObject extends Construct {
       validate: () => {
         const errors = replicaBoundProblems(this.minReplicas, this.maxReplicas);
         if (triggers.length === 0) errors.push(problem('triggers', 'no trigger to scale on', 'give at least one KedaTrigger, e.g. KedaTrigger.taskLoad()'));
-        triggers.forEach((t, i) => errors.push(...t._problems(i)));
+        triggers.forEach((t, i) => errors.push(...t._problems(i, ctx)));
         if (!/^https?:\/\/[^\s/]+/.test(address)) errors.push(problem('prometheusServerAddress', `'${address}' is not an http(s) URL`, "give the Prometheus URL KEDA can reach, e.g. 'http://prometheus-operated.monitoring.svc:9090'"));
         if (!(Number.isInteger(polling) && polling >= 1)) errors.push(problem('pollingIntervalSeconds', `${polling} is not a whole number >= 1`, 'use 1 or more seconds'));
         errors.push(...scalingRuleProblems(scaleUp, scaleDown));
@@ -359,7 +393,7 @@ export class Autoscaling {
 
   /** A KEDA ScaledObject; by default on task load (Prometheus) and CPU. */
   public static keda(options: KedaScalingOptions = {}): Autoscaling {
-    return new Autoscaling('keda', options.minReplicas ?? 2, options.maxReplicas ?? 20, (scope, id, target) => new AgentScaledObject(scope, id, { ...options, target }));
+    return new Autoscaling('keda', options.minReplicas ?? 2, options.maxReplicas ?? 20, (scope, id, target, jobQueue) => new AgentScaledObject(scope, id, { ...options, target, jobQueue }));
   }
 
   /** An autoscaling/v2 HPA with any metrics (Pods and External ones need a metrics adapter). */
@@ -374,11 +408,11 @@ export class Autoscaling {
     public readonly minReplicas: number,
     /** Upper bound. */
     public readonly maxReplicas: number,
-    private readonly attach: (scope: Construct, id: string, target: AgentDeployment) => Construct,
+    private readonly attach: (scope: Construct, id: string, target: AgentDeployment, jobQueue?: JobQueueTarget) => Construct,
   ) {}
 
-  /** Creates the autoscaling object for `target`. @internal */
-  public _attach(scope: Construct, id: string, target: AgentDeployment): Construct {
-    return this.attach(scope, id, target);
+  /** Creates the autoscaling object for `target`; `jobQueue` when the target pulls jobs from a job store. @internal */
+  public _attach(scope: Construct, id: string, target: AgentDeployment, jobQueue?: JobQueueTarget): Construct {
+    return this.attach(scope, id, target, jobQueue);
   }
 }

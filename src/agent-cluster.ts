@@ -9,6 +9,7 @@ import { AgentKind, WorkerKind } from './agent-role';
 import { cidrProblem } from './cidr';
 import { AgentConfig, callsUpstream, ModelEntry, PeerEntry, peerAddress, RoleBehavior, RoleTools } from './contract';
 import { renderedConfigProps } from './internal';
+import { BoundJobStore, JobStore } from './job-store';
 import { KubeConfigMap, KubeNetworkPolicy } from './l1';
 import { GRPC_PORT, HTTP_PORT, isDnsLabel, LABEL_API_CLIENT, LABEL_MESH, selectorLabels } from './labels';
 import { ModelCatalog } from './model-catalog';
@@ -16,6 +17,7 @@ import { AgentPodOptions, mergePodOptions } from './pod-options';
 import { PriorityClass } from './priority-class';
 import { problem } from './problems';
 import { Topology, TopologyKind, TopologyRole } from './topology';
+import { addTracingEgress, AgentTracingOptions, tracingPodOptions, tracingProblems } from './tracing';
 
 /** An egress destination for upstream model calls. */
 export interface UpstreamEgressRule {
@@ -87,6 +89,10 @@ export interface AgentClusterProps {
   readonly maxToolRounds?: number;
   /** Longest one MCP tool call may take in ms, for roles that set none. @default 10000 */
   readonly toolCallTimeoutMs?: number;
+  /** Durable jobs on NATS JetStream: `JobStore.jetStream()` (synthesized in the namespace) or `JobStore.external(...)`; every role's config gets it. @default - none: jobs live in the entry pod's memory */
+  readonly jobStore?: JobStore;
+  /** OpenTelemetry traces: every agent gets OTEL_EXPORTER_OTLP_* for this collector and egress to it. @default - no tracing */
+  readonly tracing?: AgentTracingOptions;
   /** mTLS between agents, each callee admitting only the roles with an edge to it: `AgentMtls.selfSigned()` or `AgentMtls.certManager(...)` (needs cert-manager's CRDs). @default - none: plain-text gRPC, the NetworkPolicies alone enforce the edges */
   readonly mtls?: AgentMtls;
 }
@@ -98,7 +104,7 @@ const DEFAULT_TOOL_CALL_TIMEOUT_MS = 10000;
 
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
 /** Children of an AgentCluster that are not roles: a role of the same name would collide with them. */
-const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring', 'mtls']);
+const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring', 'job-store', 'mtls']);
 // The top-level `"peers": []` of a rendered config; inside a JSON string the
 // quotes would be escaped, so this text can only be the key itself.
 const PEERS_EMPTY = '"peers": []';
@@ -138,6 +144,7 @@ export class AgentCluster extends Construct {
   private readonly modelsCache = new Map<string, string[]>();
   private readonly rolesCache = new Map<string, string[]>();
   private readonly defaultModel: string;
+  private readonly jobStore?: BoundJobStore;
 
   constructor(scope: Construct, id: string, props: AgentClusterProps) {
     super(scope, id);
@@ -173,6 +180,10 @@ export class AgentCluster extends Construct {
       });
     }
 
+    const scrapers = props.monitoring ? { namespaceLabels: props.monitoring.monitoringNamespaceLabels ?? { 'kubernetes.io/metadata.name': 'monitoring' }, podLabels: props.monitoring.monitoringPodLabels } : undefined;
+    const roleNames = topo.roles.map((r) => r.spec.name);
+    this.jobStore = props.jobStore?._bind(this, { clusterName: this.name, namespace: this.namespace, roles: roleNames, scrapers });
+
     for (const p of topo._problems) errors.push(`topology: ${p}.`);
     for (const p of this.catalog.problems()) errors.push(`catalog: ${p}.`);
     for (const [field, value] of [['maxToolRounds', props.maxToolRounds], ['toolCallTimeoutMs', props.toolCallTimeoutMs]] as const) {
@@ -183,6 +194,7 @@ export class AgentCluster extends Construct {
       errors.push(problem('defaultModel', `'${defaultModel}' is not in the catalog`, `use one of ${this.catalog.modelIds.join(', ')} or add it with catalog.withModel(...)`));
     }
     errors.push(...clusterProblems(props, this.name, this.namespace));
+    errors.push(...tracingProblems(props.tracing, this.namespace));
 
     // First pass: capacities, so fan-out can be checked against callees.
     for (const r of topo.roles) {
@@ -265,7 +277,7 @@ export class AgentCluster extends Construct {
         priorityClassName: highPriority ? PriorityClass.HIGH_PRIORITY_AGENT : PriorityClass.AGENT_WORKER,
         apiAccess: r.spec.apiAccess,
         podLabels: topo.kind === TopologyKind.MESH ? { [LABEL_MESH]: this.name } : undefined,
-        pods: mergePodOptions(props.pods, r.spec.pods),
+        pods: mergePodOptions(mergePodOptions(mergePodOptions(tracingPodOptions(props.tracing), props.pods), r.spec.pods), this.jobStore?.pods),
         peersConfigMapName,
         tlsSecretName: props.mtls?.secretNameFor(role),
       };
@@ -274,13 +286,15 @@ export class AgentCluster extends Construct {
       this.agents.set(role, agent);
       const own = roleErrors.get(role);
       if (own) Node.of(agent).addValidation({ validate: () => own });
-      autoscaling?._attach(this, `${role}-autoscaler`, agent);
+      // the entry pulls jobs: with a job store, KEDA can scale it on the job queue
+      autoscaling?._attach(this, `${role}-autoscaler`, agent, r.entry ? this.jobStore?.jobQueue : undefined);
     }
     // Problems about roles that have no construct of their own (duplicates, reserved names) stay on the cluster.
     for (const [role, lines] of roleErrors) if (!this.agents.has(role)) errors.push(...lines.map((l) => `roles.${role}.${l}`));
 
     props.mtls?._bind(this, 'mtls', { name: this.name, namespace: this.namespace, roles: [...this.agents.keys()] });
     this.createNetworkPolicies(props);
+    addTracingEgress(this, props.tracing, { name: this.name, namespace: this.namespace });
     if (props.monitoring) {
       this.monitoring = new AgentMonitoring(this, 'monitoring', { ...props.monitoring, clusterName: this.name, namespace: this.namespace, agents: [...this.agents.values()] });
     }
@@ -397,6 +411,8 @@ export class AgentCluster extends Construct {
       catalog,
       limits: { maxTasksPerJob: props.maxTasksPerJob ?? 10000, maxRequestBytes: props.maxRequestBytes ?? 8 * 1024 * 1024 },
       ...this.renderBehaviour(r, props),
+      // every role: the entry pulls jobs, the others reach the KV (budgets)
+      ...(this.jobStore ? { jobStore: this.jobStore.config } : {}),
       ...(props.mtls ? { tls: props.mtls._tlsConfig(this.topology, role) } : {}),
     };
     const json = JSON.stringify(config, null, 2);

@@ -8,6 +8,8 @@ export * from './agent-deployment';
 export * from './agent-autoscaler';
 export * from './agent-monitoring';
 export { AgentMtls, AgentCertificateOptions, CertManagerIssuerOptions, IssuerKind, SelfSignedMtlsOptions } from './agent-mtls';
+export { AgentTracingOptions, OtlpProtocol } from './tracing';
 export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';
 export * from './agent-cluster';
+export { DEFAULT_NATS_IMAGE, ExternalJobStore, ExternalJobStoreOptions, ExternalJobStoreProps, JetStreamJobStoreOptions, JobQueueTarget, JobStore, NatsCredentialsSecret, NatsJetStreamCluster, NatsJetStreamClusterProps } from './job-store';

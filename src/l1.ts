@@ -140,3 +140,4 @@ export const KubeRole = direct(k8s.KubeRole);
 export const KubeRoleBinding = direct(k8s.KubeRoleBinding);
 export const KubeService = direct(k8s.KubeService);
 export const KubeServiceAccount = direct(k8s.KubeServiceAccount);
+export const KubeStatefulSet = direct(k8s.KubeStatefulSet);

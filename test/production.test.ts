@@ -26,7 +26,7 @@ test('the CRD check is not a no-op: a broken ScaledObject and a broken ServiceMo
   expect(results.map((r) => r.error === null)).toEqual([false, false]);
 });
 
-test('KEDA scales every role on task load against capacity and CPU; no HPA of ours, and no Deployment carries spec.replicas', () => {
+test('KEDA scales the coordinator (the entry) on its job queue and the others on task load, all on CPU; no HPA of ours, and no Deployment carries spec.replicas', () => {
   const scaled = objs.filter((o) => o.kind === 'ScaledObject');
   expect(scaled.map((o) => o.metadata.name).sort()).toEqual([...ROLES].sort());
   expect(objs.filter((o) => o.kind === 'HorizontalPodAutoscaler')).toEqual([]);
@@ -36,11 +36,25 @@ test('KEDA scales every role on task load against capacity and CPU; no HPA of ou
   expect(coord.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'coordinator' });
   expect(coord.triggers).toEqual([
     {
+      type: 'nats-jetstream',
+      metadata: {
+        natsServerMonitoringEndpoint: 'agents-prod-nats-headless.agents-prod.svc.cluster.local:8222',
+        account: '$G',
+        stream: 'agents-prod-jobs',
+        consumer: 'agents-prod-job-runners',
+        lagThreshold: '10',
+      },
+    },
+    { type: 'cpu', metricType: 'Utilization', metadata: { value: '75' } },
+  ]);
+  const supervisor = scaled.find((o) => o.metadata.name === 'execution-supervisor')!.spec;
+  expect(supervisor.triggers).toEqual([
+    {
       type: 'prometheus',
       metricType: 'AverageValue',
       metadata: {
         serverAddress: 'http://prometheus-operated.monitoring.svc:9090',
-        query: 'sum(agent_tasks_held{namespace="agents-prod",role="coordinator"}) / max(agent_task_capacity{namespace="agents-prod",role="coordinator"})',
+        query: 'sum(agent_tasks_held{namespace="agents-prod",role="execution-supervisor"}) / max(agent_task_capacity{namespace="agents-prod",role="execution-supervisor"})',
         threshold: '0.7',
       },
     },
@@ -64,7 +78,8 @@ test('pods: dedicated pool, private registry, workload identity, extra env, a si
     expect(env.LOG_LEVEL).toEqual({ name: 'LOG_LEVEL', value: 'info' });
     expect(env.OTEL_EXPORTER_OTLP_ENDPOINT.valueFrom).toEqual({ configMapKeyRef: { name: 'otel-settings', key: 'endpoint', optional: true } });
   }
-  for (const sa of objs.filter((o) => o.kind === 'ServiceAccount')) {
+  // the agents' ServiceAccounts (the job store's NATS has its own, without cloud identity)
+  for (const sa of objs.filter((o) => o.kind === 'ServiceAccount' && ROLES.includes(o.metadata.name))) {
     expect(sa.metadata.annotations).toEqual({ 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/agents-prod' });
   }
 });
@@ -101,5 +116,15 @@ test('monitoring: a ServiceMonitor per role on the http port, Prometheus admitte
 test("every role's config validates against the runtime's schema", () => {
   for (const cm of objs.filter((o) => o.kind === 'ConfigMap' && o.data['agent-config.json'])) {
     expect({ cm: cm.metadata.name, errors: agentConfigErrors(JSON.parse(cm.data['agent-config.json'])) }).toEqual({ cm: cm.metadata.name, errors: [] });
+  }
+});
+
+test('durable jobs on the synthesized JetStream cluster: 3 restricted nats pods on 20Gi claims, every role pointed at it', () => {
+  const sts = objs.find((o) => o.kind === 'StatefulSet' && o.metadata.name === 'agents-prod-nats')!;
+  expect(sts.spec.replicas).toBe(3);
+  expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('20Gi');
+  expect(restrictedViolations(sts.spec.template.spec)).toEqual([]);
+  for (const cm of objs.filter((o) => o.kind === 'ConfigMap' && o.data['agent-config.json'])) {
+    expect(JSON.parse(cm.data['agent-config.json']).jobStore.url).toBe('nats://agents-prod-nats.agents-prod.svc.cluster.local:4222');
   }
 });

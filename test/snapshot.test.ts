@@ -1,5 +1,5 @@
 import { Testing } from 'cdk8s';
-import { AgentDeployment, AgentNamespace, AgentScaledObject, KedaTrigger, PriorityClass } from '../src';
+import { AgentDeployment, AgentNamespace, AgentScaledObject, KedaTrigger, NatsJetStreamCluster, PriorityClass } from '../src';
 import { synthTopology, TOPOLOGY_CHARTS } from './support/manifests';
 import { withVersionPlaceholder } from './support/version';
 
@@ -38,5 +38,11 @@ test('AgentScaledObject on task load and CPU', () => {
 test('PriorityClass', () => {
   const chart = Testing.chart();
   new PriorityClass(chart, 'high-priority-agent', { value: 100000, description: 'orchestrators' });
+  expect(Testing.synth(chart)).toMatchSnapshot();
+});
+
+test('NatsJetStreamCluster (the synthesized job store)', () => {
+  const chart = Testing.chart();
+  new NatsJetStreamCluster(chart, 'job-store', { clusterName: 'agents', namespace: 'agents' });
   expect(Testing.synth(chart)).toMatchSnapshot();
 });

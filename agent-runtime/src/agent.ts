@@ -11,6 +11,7 @@ import { RuntimeMetrics } from './metrics';
 import { TaskAdmission } from './server/admission';
 import { AgentCore, makeRun } from './server/core';
 import { Lifecycle } from './server/lifecycle';
+import { startTracing } from './telemetry';
 import type { McpToolbox } from './tools/mcp-toolbox';
 import { UpstreamClient } from './upstream/client';
 
@@ -40,16 +41,18 @@ export interface StartAgentOptions {
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
   const logger = opts.logger ?? createLogger({ level: env.logLevel, agentId: env.agentId, role: env.role });
   const metrics = new RuntimeMetrics({ role: config.role });
+  // OpenTelemetry from the OTEL_* environment: undefined (and the SDK never loaded) without an OTLP endpoint
+  const tracer = startTracing({ role: config.role, cluster: config.cluster, agentId: env.agentId, upstreamBaseUrl: callsUpstream(config.kind) ? env.upstreamBaseUrl : undefined });
   const client = callsUpstream(config.kind) ? new UpstreamClient({ baseUrl: env.upstreamBaseUrl!, apiKey: env.upstreamApiKey! }) : undefined;
   // MCP servers are connected in the background: one that is down never stops the pod from booting or serving.
   // The MCP SDK is loaded only by roles that list tool servers (it adds about a second to boot).
   const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
   toolbox?.warm();
-  const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox }) : undefined;
+  const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox, tracer }) : undefined;
   // mTLS (config `tls`): the files are checked before anything serves; peers are dialled with this role's certificate
   const tls = config.tls ? await AgentTls.load(config, { metrics, logger }) : undefined;
   const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger, undefined, tls?.dial) : undefined;
-  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes }) : undefined;
+  const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes, tracer }) : undefined;
   await pool?.start();
 
   const lifecycle = new Lifecycle(config.drain.gracePeriodMs, logger);
@@ -64,6 +67,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     lifecycle,
     admission: new TaskAdmission(config.concurrency.maxInFlightTasks, metrics, env.agentId),
     run: makeRun({ config, env, executor, dispatcher, lifecycle }),
+    tracer,
     ready: () => {
       if (lifecycle.draining) return { ok: false, why: 'draining' };
       if (pool && !pool.ready) return { ok: false, why: 'peers not resolved yet' };
@@ -97,6 +101,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         tls?.close();
         await client?.close();
         await toolbox?.close();
+        // the spans of the last jobs go out before the process exits
+        await tracer?.shutdown();
       },
     });
 

@@ -11,7 +11,11 @@ const USAGE = `agent-runtime <command>
                     --manifests dist/<topology>.k8s.yaml --upstream-url <url> [--replicas N]
                     [--node-arg=<flag>]... (e.g. --node-arg=--cpu-prof for every agent)
                     [--mcp-url <server>=<url>]... (e.g. docs=http://127.0.0.1:8765/mcp, a local mcp-docs)
+                    [--nats-url <url>] (the job store's NATS; default: a nats-server from PATH
+                    when the manifests name a job store)
                     [--no-mtls] (plain-text gRPC between agents; default: mTLS with a throwaway CA)
+                  prints 'agent <pod> pid <pid> http <port> grpc <port>' per agent process start
+                  (dead agents are started again) and 'ready <entry URL>' once all are ready
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
   mcp-docs        an MCP server (Streamable HTTP) over the in-repo docs, tools search_docs and get_doc:
                     [--port N] [--host H] [--docs DIR] [--token-env NAME (require that bearer token)]

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ExitReason, QueueObserver } from './coordination/admission';
+import { OPERATION_DURATION_BUCKETS, TOKEN_USAGE_BUCKETS } from './telemetry/semconv';
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2, isolated: 3 } as const;
 
@@ -32,6 +33,9 @@ export class RuntimeMetrics {
   private readonly queueObservers = new Map<string, QueueObserver>();
   /** gRPC calls refused by the per-edge mTLS rule (grpc/mtls.ts): caller_not_allowed, no_role. */
   readonly grpcRefused: Counter<'reason'>;
+  // ---- OpenTelemetry GenAI client metrics, in Prometheus form (attribute dots become underscores) ----
+  readonly genAiTokenUsage: Histogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_response_model' | 'gen_ai_token_type'>;
+  readonly genAiOperationDuration: Histogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_response_model' | 'error_type'>;
 
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
@@ -97,6 +101,21 @@ export class RuntimeMetrics {
       help: 'Time a task waited for capacity before it got a slot (0 when it did not wait), by stage and target',
       labelNames: ['stage', 'target'],
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    // gen_ai.client.token.usage and gen_ai.client.operation.duration, one observation per upstream attempt, with the buckets the conventions advise
+    this.genAiTokenUsage = new Histogram({
+      name: 'gen_ai_client_token_usage',
+      help: 'Tokens per upstream chat call (gen_ai.client.token.usage), by token type (input, output)',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_token_type'],
+      buckets: TOKEN_USAGE_BUCKETS,
+      registers,
+    });
+    this.genAiOperationDuration = new Histogram({
+      name: 'gen_ai_client_operation_duration_seconds',
+      help: 'Duration of each upstream chat call (gen_ai.client.operation.duration); error_type set on failures',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'error_type'],
+      buckets: OPERATION_DURATION_BUCKETS,
       registers,
     });
     this.queueExits = new Counter({ name: 'agent_admission_queue_exits_total', help: 'Tasks that left or were refused without a slot: shed, deadline, cancelled, drained, full', labelNames: ['stage', 'target', 'reason'], registers });

@@ -2,6 +2,8 @@
 // (`max_tokens`, `cost_usd`); everything inside speaks these camelCase types
 // and the HTTP layer maps between the two.
 
+import type { TraceContext } from './telemetry/tracer';
+
 /** A function call the model asked for (OpenAI `tool_calls[]`). */
 export interface ToolCall {
   readonly id: string;
@@ -42,6 +44,12 @@ export interface Task {
    * answer that does not parse and validate ends the task `bad_response`.
    */
   readonly responseSchema?: { readonly name: string; readonly schema: Readonly<Record<string, unknown>> };
+  /**
+   * The span this task's work belongs under (the job's at the entry, the
+   * received hop's at a callee); absent when tracing is off. Never on the
+   * wire as such: a hop sends its own span's `traceparent`.
+   */
+  readonly trace?: TraceContext;
 }
 
 /** One MCP tool call the model asked for while a task ran. */

@@ -38,8 +38,8 @@ function portAllowed(ports: any[] | undefined, port: number, portName: string): 
 }
 
 /**
- * Computes from the NetworkPolicies alone which role may open TCP `port`
- * to which role, the way Kubernetes does: a direction is open when no policy
+ * Computes from the NetworkPolicies alone which workload (Deployment or
+ * StatefulSet, by name) may open TCP `port` to which, the way Kubernetes does: a direction is open when no policy
  * of that type selects the pod, or when some selecting policy has a rule
  * admitting the peer; a connection needs the caller's egress AND the
  * callee's ingress.
@@ -48,7 +48,7 @@ export function reachableEdges(objs: K8sObject[], port = 50051, portName = 'grpc
   const nsLabels: Record<string, Labels> = {};
   for (const ns of objs.filter((o) => o.kind === 'Namespace')) nsLabels[ns.metadata.name] = { 'kubernetes.io/metadata.name': ns.metadata.name, ...(ns.metadata.labels ?? {}) };
   const pods: Pod[] = objs
-    .filter((o) => o.kind === 'Deployment')
+    .filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')
     .map((d) => ({ role: d.metadata.name, namespace: d.metadata.namespace!, labels: d.spec.template.metadata.labels }));
   const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
 

@@ -2,12 +2,13 @@ import * as grpc from '@grpc/grpc-js';
 import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
 import { fromWireResult, toWireTask, WireResult, WireTask } from '../grpc/service';
+import type { AgentTracer, TraceCarrier } from '../telemetry';
 import { Task, TaskResult } from '../types';
 import { AdmissionExit } from './admission';
 import { CalleeQueue } from './callee-queue';
 import { Endpoint, PeerPool } from './peers';
 import { runBounded } from './run-bounded';
-import { PeerSession, taskBytes, taskBytesBound } from './session';
+import { PeerSession, taskBytes, taskBytesBound, traceLength } from './session';
 
 export interface DispatcherOptions {
   readonly pool: PeerPool;
@@ -25,6 +26,8 @@ export interface DispatcherOptions {
    * bad_request, and batches are cut below it. @default 4 MiB
    */
   readonly maxMessageBytes?: number;
+  /** Spans for every trip of a task to a callee (`invoke_agent {role}`); absent: tracing is off. */
+  readonly tracer?: AgentTracer;
 }
 
 /** Results a callee hands back so another agent can take the task. */
@@ -135,10 +138,14 @@ export class Dispatcher {
       attempts += 1;
       let wire: WireResult | undefined;
       const sent = Date.now();
+      const tracer = this.opts.tracer;
+      const span = tracer?.startInvoke(task.trace, ep.role, ep.address, task.id, jobId);
       try {
-        wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes);
+        wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes, span && tracer!.carrierOf(span));
+        if (span) tracer!.endTask(span, !wire ? 'no_answer' : wire.ok ? undefined : wire.error?.code || 'internal', wire?.error?.message);
       } catch (e) {
         const err = e as grpc.ServiceError;
+        if (span) tracer!.endTask(span, grpc.status[err.code] ?? 'error', err.details ?? err.message);
         last = `${ep.role} ${ep.address}: ${grpc.status[err.code] ?? 'error'} ${err.details ?? err.message}`;
         metrics.dispatches.inc({ peer: ep.role, outcome: grpc.status[err.code] ?? 'error' });
         if (err.code === grpc.status.DEADLINE_EXCEEDED) {
@@ -213,7 +220,7 @@ export class Dispatcher {
    * task's result, or undefined when the pod ended the session without it;
    * rejects when the session failed or the pod did not answer in time.
    */
-  private call(ep: Endpoint, jobId: string, task: WireTask, deadlineAt: number, hop: number, bytes: number): Promise<WireResult | undefined> {
+  private call(ep: Endpoint, jobId: string, task: WireTask, deadlineAt: number, hop: number, bytes: number, trace?: TraceCarrier): Promise<WireResult | undefined> {
     let s = this.sessions.get(ep.address);
     if (!s || s.closed) {
       s = new PeerSession(ep.client, ep.address, this.maxMessageBytes - 1024, (closed) => {
@@ -222,7 +229,8 @@ export class Dispatcher {
       this.sessions.set(ep.address, s);
     }
     // the pod answers by the deadline; waiting on may take only the margin of the way home
-    return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId }, hop, deadlineAt + this.margin / 2, bytes);
+    if (!trace) return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId }, hop, deadlineAt + this.margin / 2, bytes);
+    return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId, ...trace }, hop, deadlineAt + this.margin / 2, bytes + traceLength(trace));
   }
 
   /** Ends every session (the agent is stopping); tasks still waiting resolve undefined. */

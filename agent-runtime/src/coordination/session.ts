@@ -11,7 +11,7 @@ interface Waiter {
 
 /** Upper bound of a task's encoded size, from string lengths (UTF-8 is at most 3 bytes per UTF-16 unit). */
 export function taskBytesBound(t: WireTask): number {
-  let n = 96 + (t.id.length + (t.model?.length ?? 0) + (t.role?.length ?? 0) + (t.job_id?.length ?? 0)) * 3;
+  let n = 96 + (t.id.length + (t.model?.length ?? 0) + (t.role?.length ?? 0) + (t.job_id?.length ?? 0) + traceLength(t)) * 3;
   for (const m of t.messages) n += 32 + (m.role.length + m.content.length + (m.name?.length ?? 0) + toolFieldsLength(m)) * 3;
   if (t.response_schema) n += 16 + (t.response_schema.name.length + t.response_schema.schema_json.length) * 3;
   return n;
@@ -19,10 +19,15 @@ export function taskBytesBound(t: WireTask): number {
 
 /** A task's encoded size, exactly enough to compare with a message limit (with room for protobuf's tags and lengths). */
 export function taskBytes(t: WireTask): number {
-  let n = 96 + Buffer.byteLength(t.id) + Buffer.byteLength(t.model ?? '') + Buffer.byteLength(t.role ?? '') + Buffer.byteLength(t.job_id ?? '');
+  let n = 96 + Buffer.byteLength(t.id) + Buffer.byteLength(t.model ?? '') + Buffer.byteLength(t.role ?? '') + Buffer.byteLength(t.job_id ?? '') + traceLength(t);
   for (const m of t.messages) n += 32 + Buffer.byteLength(m.role) + Buffer.byteLength(m.content) + Buffer.byteLength(m.name ?? '') + toolFieldsLength(m) * 3;
   if (t.response_schema) n += 16 + Buffer.byteLength(t.response_schema.name) + Buffer.byteLength(t.response_schema.schema_json);
   return n;
+}
+
+/** Characters of a task's trace context (ASCII by the W3C format), with room for the two fields' tags and lengths. */
+export function traceLength(t: Pick<WireTask, 'traceparent' | 'tracestate'>): number {
+  return t.traceparent ? 8 + t.traceparent.length + (t.tracestate?.length ?? 0) : 0;
 }
 
 /** Characters of a message's tool fields (rare: counted as an upper bound in both functions). */

@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { AdmittedGroup } from '../server/admission';
 import { AgentCore } from '../server/core';
-import { TaskResult } from '../types';
+import type { AgentTracer, TraceCarrier } from '../telemetry';
+import { Task, TaskResult } from '../types';
 import { AgentTls } from './mtls';
 import { agentService, ExecuteRequest, ExecuteResponse, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult } from './service';
 
@@ -23,7 +25,7 @@ export interface AgentGrpcServer {
  * when `tls` is given (config `tls`).
  */
 export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServer {
-  const { config, env, logger, admission, lifecycle, run } = core;
+  const { config, env, logger, admission, lifecycle, run, tracer } = core;
   // with mTLS, every AgentService call passes the per-edge rule first (grpc/mtls.ts)
   const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': config.limits.maxRequestBytes, interceptors: tls ? [tls.authorize] : [] });
   const health = new HealthImplementation({ '': 'SERVING', 'agents.v1.AgentService': 'SERVING' });
@@ -40,8 +42,10 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
         admission.release(a.accepted);
         return void cb({ code: grpc.status.INVALID_ARGUMENT, details: missing.result.error!.message });
       }
+      // a task without its own trace context is in the call's (metadata `traceparent`), when the caller sent one
+      const callTrace = tracer ? metadataTrace(call.metadata) : undefined;
       void lifecycle.track(
-        Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, req.hop)))
+        Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g, callTrace) : g.tasks, g.deadlineAt, req.hop)))
           .then((done) => cb(null, { results: [...done.flat(), ...a.refused.map((r) => r.result)].map(toWireResult) }))
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
           .finally(() => admission.release(a.accepted)),
@@ -84,7 +88,7 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
           send(r, seq);
         };
         void lifecycle.track(
-          Promise.all(a.groups.map((g) => run(g.jobId, g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]))))
+          Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g) : g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]))))
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
               admission.release(a.accepted - released);
@@ -129,4 +133,25 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
         });
       }),
   };
+}
+
+/**
+ * With tracing on: each admitted task carries the context of the caller's
+ * span for it (its `traceparent`, else `fallback`, the call's), so the work
+ * it causes here is traced under that span.
+ */
+function traced(tracer: AgentTracer, g: AdmittedGroup, fallback?: TraceCarrier): Task[] {
+  return g.tasks.map((t, i) => {
+    const w = g.wire[i];
+    const carrier = w.traceparent ? { traceparent: w.traceparent, tracestate: w.tracestate } : fallback;
+    return carrier ? { ...t, trace: tracer.extract(carrier) } : t;
+  });
+}
+
+/** The W3C trace context in a call's metadata (Execute), if any. */
+function metadataTrace(md: grpc.Metadata): TraceCarrier | undefined {
+  const traceparent = md.get('traceparent')[0];
+  if (typeof traceparent !== 'string' || traceparent === '') return undefined;
+  const tracestate = md.get('tracestate')[0];
+  return { traceparent, ...(typeof tracestate === 'string' && tracestate !== '' ? { tracestate } : {}) };
 }

@@ -27,6 +27,9 @@ export interface WireTask {
   /** proto3 optional: absent (not 0) when the task sets none. */
   temperature?: number;
   response_schema?: { name: string; schema_json: string } | null;
+  /** W3C trace context of the caller's span for this trip ('' / absent: not traced). */
+  traceparent?: string;
+  tracestate?: string;
 }
 export interface WireResult {
   id: string;

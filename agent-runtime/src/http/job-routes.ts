@@ -14,7 +14,7 @@ export function jobRoutes(core: AgentCore): Route[] {
 }
 
 async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
-  const { config, env, logger, metrics, lifecycle, admission, run } = core;
+  const { config, env, logger, metrics, lifecycle, admission, run, tracer } = core;
   if (lifecycle.draining) {
     c.req.resume();
     return c.fail(503, `agent ${env.agentId} is draining; retry on another pod`);
@@ -39,13 +39,19 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
   // tasks this job holds in this pod (its fan-out width) count toward the load gauge until it ends
   const jobWidth = core.dispatcher ? config.fanOut.concurrency : config.concurrency.maxInFlightTasks;
   const release = admission.holdJob(Math.min(job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, jobWidth));
+  // the job's span (tracing on): every task's work is traced under it, and it ends with the answer
+  const span = tracer?.startJob(jobId, job.kind, job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, c.req.headers);
+  const trace = span && tracer!.contextOf(span);
+  const end = (outcome: readonly TaskResult[] | Error) => {
+    if (span) tracer!.endJob(span, outcome);
+  };
   if (job.kind === 'steps') {
     // a workflow: each step is a one-task run, routed like any task
     const deadlineAt = job.deadlineAt;
     const results = await lifecycle
       .track(
         runWorkflow(job.workflow, {
-          run: (t) => run(jobId, [t], deadlineAt, 0, undefined, job$.signal).then((r) => r[0]),
+          run: (t) => run(jobId, [trace ? { ...t, trace } : t], deadlineAt, 0, undefined, job$.signal).then((r) => r[0]),
           concurrency: config.fanOut.concurrency,
           windowFor: chainWindowFor(config),
           agentId: env.agentId,
@@ -53,19 +59,23 @@ async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
       )
       .finally(release)
       .catch((e: Error) => {
+        end(e);
         logger.error({ err: e.message, jobId }, 'workflow failed unexpectedly');
         throw e;
       });
+    end(results);
     metrics.jobs.inc({ outcome: results.every((r) => r.ok) ? 'ok' : 'partial' });
     return c.send(200, workflowJson(jobId, results, Date.now() - started));
   }
   const results = await lifecycle
-    .track(run(jobId, job.tasks, job.deadlineAt, 0, undefined, job$.signal))
+    .track(run(jobId, trace ? job.tasks.map((t) => ({ ...t, trace })) : job.tasks, job.deadlineAt, 0, undefined, job$.signal))
     .finally(release)
     .catch((e: Error) => {
+      end(e);
       logger.error({ err: e.message, jobId }, 'job failed unexpectedly');
       throw e;
     });
+  end(results);
   const ok = results.filter((r) => r.ok).length;
   const total = results.reduce((s, r) => s + r.costUsd, 0);
   const shed = overloadAnswer(results);

@@ -9,6 +9,8 @@ import { RuntimeMetrics } from '../metrics';
 import { buildModelPolicies, DeadlineExceededError, drainPolicies, ModelPolicy } from '../resilience/model-policy';
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
+import type { AgentTracer, TraceContext } from '../telemetry';
+import { OPERATION_CHAT, PROVIDER_OPENAI } from '../telemetry/semconv';
 import type { ToolRunner } from '../tools/mcp-toolbox';
 import { ChatMessage, Task, TaskErrorCode, TaskExecutor, TaskResult, ToolCallRecord, Usage } from '../types';
 
@@ -22,6 +24,8 @@ export interface InferenceExecutorOptions {
   readonly random?: () => number;
   /** The role's MCP tools (config `tools`); absent: the model is offered none. */
   readonly tools?: ToolRunner;
+  /** Spans for upstream attempts (`chat {model}`), retries and fallbacks; absent: tracing is off. */
+  readonly tracer?: AgentTracer;
 }
 
 /**
@@ -135,7 +139,7 @@ export class InferenceExecutor implements TaskExecutor {
     const chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
     let from = 0;
     for (let round = 0; ; round++) {
-      const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal);
+      const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal, task.trace);
       attempts += answer.attempts;
       if (!answer.ok) return fail(answer.code, answer.message, answer.model);
       // later rounds start at the model that answered, not back at a failing one
@@ -190,13 +194,19 @@ export class InferenceExecutor implements TaskExecutor {
     deadlineAt: number,
     taskId: string,
     signal?: AbortSignal,
+    trace?: TraceContext,
   ): Promise<{ ok: true; model: string; index: number; response: ChatResponse; attempts: number } | { ok: false; code: TaskErrorCode; message: string; model?: string; attempts: number }> {
-    const metrics = this.opts.metrics;
+    const { metrics, tracer } = this.opts;
     let attempts = 0;
     let lastError: { code: TaskErrorCode; message: string; model: string } | undefined;
+    // a fallback not yet told: an event on the next attempt's span
+    let fallback: { from: string; to: string; errorType: string } | undefined;
     for (let i = from; i < chain.length; i++) {
       const model = chain[i];
-      if (i > from) metrics.fallbacks.inc({ from: chain[i - 1], to: model });
+      if (i > from) {
+        metrics.fallbacks.inc({ from: chain[i - 1], to: model });
+        if (tracer) fallback = { from: chain[i - 1], to: model, errorType: lastError?.code ?? 'internal' };
+      }
       const entry = this.config.catalog[model];
       const policy = this.policies.get(model)!;
       let messages: readonly ChatMessage[];
@@ -218,20 +228,35 @@ export class InferenceExecutor implements TaskExecutor {
         ...(call.tools && call.tools.length > 0 ? { tools: call.tools } : {}),
         ...(call.responseFormat ? { response_format: call.responseFormat } : {}),
       };
+      // attempts on this model so far: a retry's span counts the ones before it
+      let tries = 0;
       try {
         const { value, attempts: n } = await policy.execute(
           deadlineAt,
           async (timeoutMs, s) => {
+            const resend = tries++;
+            const span = tracer?.startChat(trace, model, resend, call, fallback);
+            fallback = undefined;
             const t0 = process.hrtime.bigint();
             try {
-              const res = await this.opts.client.chat(req, { timeoutMs, signal: s });
+              const res = await this.opts.client.chat(req, span ? { timeoutMs, signal: s, headers: tracer!.carrierOf(span) as Record<string, string> } : { timeoutMs, signal: s });
+              const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
               metrics.upstreamRequests.inc({ model, outcome: 'ok' });
+              metrics.upstreamLatency.observe({ model }, seconds);
+              const labels = { gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: model, gen_ai_response_model: res.model };
+              metrics.genAiOperationDuration.observe(labels, seconds);
+              metrics.genAiTokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, res.usage.promptTokens);
+              metrics.genAiTokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, res.usage.completionTokens);
+              if (span) tracer!.endChat(span, { ok: true, model: res.model, id: res.id, finishReason: res.finishReason, inputTokens: res.usage.promptTokens, outputTokens: res.usage.completionTokens });
               return res;
             } catch (e) {
+              const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+              const type = errorType(e);
               metrics.upstreamRequests.inc({ model, outcome: e instanceof UpstreamError ? e.name : 'error' });
+              metrics.upstreamLatency.observe({ model }, seconds);
+              metrics.genAiOperationDuration.observe({ gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: model, error_type: type }, seconds);
+              if (span) tracer!.endChat(span, { ok: false, errorType: type, message: (e as Error).message });
               throw e;
-            } finally {
-              metrics.upstreamLatency.observe({ model }, Number(process.hrtime.bigint() - t0) / 1e9);
             }
           },
           signal,
@@ -330,6 +355,16 @@ function attemptsOf(e: unknown): number {
   const n = (e as { attempts?: number }).attempts;
   if (typeof n === 'number') return n;
   return e instanceof BrokenCircuitError ? 0 : 1;
+}
+
+/**
+ * `error.type` of a failed upstream attempt: the HTTP status when the
+ * upstream answered with an error status, else the failure's class
+ * (UpstreamTimeoutError, ConnectionError, ...).
+ */
+function errorType(e: unknown): string {
+  if (e instanceof UpstreamError && e.status !== undefined && e.status >= 400) return String(e.status);
+  return e instanceof Error ? e.name : '_OTHER';
 }
 
 /** Error → result code, and whether the next model of the chain may help. */

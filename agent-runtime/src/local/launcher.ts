@@ -1,12 +1,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { peerHost } from '../config';
 import { localTls, LocalTlsFiles } from './tls';
+import { NatsServer, NatsServerNotFoundError, startNatsServer } from './nats';
+import { freePort } from './ports';
 
 export interface EnvVar {
   name: string;
@@ -41,12 +42,21 @@ export interface LocalRole {
 export interface LocalAgent {
   readonly role: string;
   readonly replica: number;
+  /** The pod name (`<role>-<replica>`); kept across restarts, as a StatefulSet-like identity. */
   readonly name: string;
+  /** Kept across restarts: a restarted process binds the same ports. */
   readonly httpUrl: string;
   readonly grpcAddress: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  /** The current process (a new one after each restart). */
   readonly process: ChildProcess;
-  /** Resolves with the exit code (or signal name) when the process ends. */
+  /** The current process id. */
+  readonly pid: number;
+  /** Resolves with the current process's exit code (or signal name) when it ends. */
   readonly exited: Promise<number | string>;
+  /** How many times local mode has started this agent again after it died. */
+  readonly restarts: number;
 }
 
 export interface LocalClusterOptions {
@@ -92,18 +102,73 @@ export interface LocalClusterOptions {
    * gRPC in plain text (and drops a `tls` the manifests carry). @default true
    */
   readonly mtls?: boolean;
+  /**
+   * NATS for the roles whose config has a `jobStore`: their `jobStore.url`
+   * becomes this (credentials dropped, stream replicas 1). Without it, and
+   * when some config has a `jobStore`, a `nats-server` from PATH is started
+   * in a temporary directory and stopped with the cluster. @default none
+   */
+  readonly natsUrl?: string;
+  /**
+   * `Always` starts an agent process that dies again (any exit, as the
+   * kubelet does for a Deployment's pod), with the same pod name and ports,
+   * after a backoff; `Never` leaves it dead. Processes that die before the
+   * whole cluster is ready fail the boot either way. @default 'Always'
+   */
+  readonly restartPolicy?: 'Always' | 'Never';
+  /** Called once per agent process start (boot and restarts) with the `agent <pod> pid <pid> http <port> grpc <port>` line. */
+  readonly onAgentStart?: (line: string, agent: LocalAgent) => void;
 }
 
 export interface LocalCluster {
   readonly entryUrl: string;
   readonly agents: readonly LocalAgent[];
   readonly roles: readonly LocalRole[];
+  /** The NATS URL the job-store configs point at, when any config has a `jobStore`. */
+  readonly natsUrl?: string;
+  /** The nats-server local mode started (not set with `natsUrl` or without a job store). */
+  readonly nats?: NatsServer;
   agent(role: string, replica?: number): LocalAgent;
-  /** Sends `signal` to one agent process. */
+  /** Sends `signal` to one agent process (with restartPolicy Always, it comes back). */
   kill(role: string, replica?: number, signal?: NodeJS.Signals): void;
   /** The certificate, key and CA files local mode made for a role (undefined with mTLS off). */
   tlsFiles(role: string): LocalTlsFiles | undefined;
+  /** Resolves once the agent's current process answers /readyz with 200 (e.g. after a restart). */
+  ready(role: string, replica?: number, timeoutMs?: number): Promise<LocalAgent>;
   stop(): Promise<void>;
+}
+
+/** The line local mode prints per agent process start; scripts may parse it. */
+export function agentStartLine(agent: Pick<LocalAgent, 'name' | 'pid' | 'httpPort' | 'grpcPort'>): string {
+  return `agent ${agent.name} pid ${agent.pid} http ${agent.httpPort} grpc ${agent.grpcPort}`;
+}
+
+/**
+ * A role's config JSON pointed at a local NATS: `jobStore.url` replaced,
+ * `credentialsFile` dropped (the Secret is not here) and the stream and bucket
+ * replicas set to 1 (one local server is not a cluster). Unchanged without a `jobStore`.
+ */
+export function withNatsUrl(configJson: string, natsUrl: string): string {
+  const config = JSON.parse(configJson) as { jobStore?: { url: string; credentialsFile?: string; replicas: number } };
+  if (!config.jobStore) return configJson;
+  config.jobStore.url = natsUrl;
+  delete config.jobStore.credentialsFile;
+  config.jobStore.replicas = 1;
+  return JSON.stringify(config);
+}
+
+/** Whether any role's config names a job store. */
+export function needsJobStore(roles: readonly LocalRole[]): boolean {
+  return roles.some((r) => (JSON.parse(r.configJson) as { jobStore?: unknown }).jobStore !== undefined);
+}
+
+/**
+ * Delay before starting a dead agent again: 250 ms doubling per crash in a
+ * row, at most 8 s (the kubelet's CrashLoopBackOff starts at 10 s, too slow
+ * for a laptop or a test). A process that ran 10 s resets the count.
+ */
+export function restartBackoffMs(crashesInARow: number): number {
+  return Math.min(8000, 250 * 2 ** Math.max(0, crashesInARow - 1));
 }
 
 // Two levels below the package root in both src/ (tests) and dist/ (built).
@@ -133,52 +198,6 @@ export function readRoles(file: string): LocalRole[] {
   }
   if (roles.length === 0) throw new Error(`${file}: no Deployments found`);
   return roles;
-}
-
-/**
- * Ports for local agents come from below the kernel's ephemeral range: a port
- * the OS hands out for `listen(0)` is in that range, so between our probe and
- * the child's bind an outgoing connection (to the mock, to a peer) can take
- * it and the child fails with EADDRINUSE. Below the range only listeners
- * compete, and the probe sees those. A rotating cursor keeps one run from
- * handing the same port out twice.
- */
-const EPHEMERAL_LOW = (() => {
-  try {
-    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-  } catch {
-    return 32768; // Linux's default; other systems use 49152, above it
-  }
-})();
-const PORT_POOL = { low: Math.max(1025, EPHEMERAL_LOW - 12000), high: EPHEMERAL_LOW };
-let portCursor = PORT_POOL.low + Math.floor(Math.random() * (PORT_POOL.high - PORT_POOL.low));
-
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
-  });
-}
-
-async function freePort(): Promise<number> {
-  if (PORT_POOL.high - PORT_POOL.low < 1000) {
-    // no room below the ephemeral range: let the OS choose
-    return new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const port = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-    });
-  }
-  for (let i = 0; i < 200; i++) {
-    const port = portCursor;
-    portCursor = portCursor + 1 >= PORT_POOL.high ? PORT_POOL.low : portCursor + 1;
-    if (await probe(port)) return port;
-  }
-  throw new Error(`no free port in ${PORT_POOL.low}-${PORT_POOL.high - 1} after 200 tries`);
 }
 
 /** The error line of a child's stderr (not just its stack's tail). */
@@ -214,6 +233,19 @@ export function containerEnv(role: string, vars: readonly EnvVar[], podName: str
   return env;
 }
 
+/**
+ * The OpenTelemetry settings of the launching environment (`OTEL_*`), which
+ * every local agent gets over its manifest's: the manifests name the
+ * cluster's collector, which a laptop cannot reach, and the one you run
+ * `local` with is the one you mean. OTEL_SERVICE_NAME is left out: each agent
+ * names itself after its role.
+ */
+export function launcherOtelEnv(parent: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parent)) if (k.startsWith('OTEL_') && k !== 'OTEL_SERVICE_NAME' && v !== undefined) out[k] = v;
+  return out;
+}
+
 /** A role's config JSON with the URLs of the named MCP servers replaced (others, and roles without tools, unchanged). */
 export function withMcpUrls(configJson: string, urls: Readonly<Record<string, string>>): string {
   const config = JSON.parse(configJson) as { tools?: { mcpServers?: Array<{ name: string; url: string }> } };
@@ -226,11 +258,24 @@ export function withMcpUrls(configJson: string, urls: Readonly<Record<string, st
 /**
  * Starts every role of a synthesized topology as local processes, with the
  * manifests' own env and ConfigMap, Service DNS names mapped to loopback
- * ports. Resolves once every agent's /readyz answers 200.
+ * ports, and (when a config names a job store) a local nats-server. Resolves
+ * once every agent's /readyz answers 200. Agents that die afterwards are
+ * started again (see `restartPolicy`).
  */
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   const roles = readRoles(opts.manifests);
   const apiKey = opts.apiKey ?? process.env.UPSTREAM_API_KEY;
+  const restartPolicy = opts.restartPolicy ?? 'Always';
+  // Everything that can refuse the manifests runs before anything is started.
+  const podEnv = new Map(roles.map((r) => [r.name, (podName: string) => containerEnv(r.name, r.env, podName, apiKey)]));
+  for (const r of roles) podEnv.get(r.name)!(`${r.name}-0`);
+  // Before any agent: a missing nats-server fails here, with its install hint.
+  let nats: NatsServer | undefined;
+  let natsUrl = opts.natsUrl;
+  if (natsUrl === undefined && needsJobStore(roles)) {
+    nats = await startNatsServer();
+    natsUrl = nats.url;
+  }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-local-'));
   const plan: Array<{ role: LocalRole; replica: number; http: number; grpc: number }> = [];
   for (const role of roles) {
@@ -252,58 +297,124 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
 
   const withTls = localTls(dir, roles, opts.mtls ?? true);
+  let stopping = false;
+  let booted = false;
+  const bootErrors: string[] = [];
   const agents: LocalAgent[] = [];
+  const pendingRestarts = new Set<NodeJS.Timeout>();
   const baseEnv: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS)/.test(k)) baseEnv[k] = v;
+    if (!/^(AGENT_|UPSTREAM_|HTTP_PORT|GRPC_PORT|NODE_OPTIONS|OTEL_SERVICE_NAME$)/.test(k)) baseEnv[k] = v;
   }
+  const otel = launcherOtelEnv(process.env);
   for (const p of plan) {
-    const roleDir = path.join(dir, p.role.name);
+    const roleDir = path.join(dir, `${p.role.name}-${p.replica}`);
     mkdirSync(roleDir, { recursive: true });
     for (const [fileName, text] of Object.entries(p.role.configFiles)) {
-      const config = fileName === 'agent-config.json' ? withTls.configure(p.role.name, opts.mcpUrls ? withMcpUrls(text, opts.mcpUrls) : text) : undefined;
-      writeFileSync(path.join(roleDir, fileName), config ?? text);
+      let content = text;
+      if (fileName === 'agent-config.json' && opts.mcpUrls) content = withMcpUrls(content, opts.mcpUrls);
+      if (fileName === 'agent-config.json' && natsUrl !== undefined) content = withNatsUrl(content, natsUrl);
+      if (fileName === 'agent-config.json') content = withTls.configure(p.role.name, content);
+      writeFileSync(path.join(roleDir, fileName), content);
     }
     const configFile = path.join(roleDir, 'agent-config.json');
     const podName = `${p.role.name}-${p.replica}`;
-    const env: NodeJS.ProcessEnv = { ...baseEnv, ...containerEnv(p.role.name, p.role.env, podName, apiKey) };
+    const env: NodeJS.ProcessEnv = { ...baseEnv, ...podEnv.get(p.role.name)!(podName) };
     Object.assign(env, {
       HTTP_PORT: String(p.http),
       GRPC_PORT: String(p.grpc),
       AGENT_CONFIG_FILE: configFile,
       AGENT_PEER_ENDPOINTS: JSON.stringify(endpoints),
       ...(env.UPSTREAM_BASE_URL !== undefined ? { UPSTREAM_BASE_URL: opts.upstreamUrl } : {}),
+      ...otel,
       ...(opts.env ?? {}),
       ...(opts.roleEnv?.[p.role.name] ?? {}),
     });
-    // Children log to stdout (pino); those lines go to our stderr so that our
-    // stdout carries only the `ready <url>` line scripts wait for.
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'serve'], { env, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
-    child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));
-    let stderr = '';
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr = (stderr + c.toString()).slice(-4000);
-      if (opts.logs !== 'ignore') process.stderr.write(c);
-    });
-    const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-    agents.push({ role: p.role.name, replica: p.replica, name: podName, httpUrl: `http://127.0.0.1:${p.http}`, grpcAddress: `127.0.0.1:${p.grpc}`, process: child, exited });
-    void exited.then((code) => {
-      if (code !== 0 && !stopping) bootErrors.push(`${podName} exited (${code}): ${summarize(stderr)}`);
-    });
-  }
-  let stopping = false;
-  const bootErrors: string[] = [];
 
+    let child!: ChildProcess;
+    let exited!: Promise<number | string>;
+    let restarts = 0;
+    let crashesInARow = 0;
+    const agent: LocalAgent = {
+      role: p.role.name,
+      replica: p.replica,
+      name: podName,
+      httpUrl: `http://127.0.0.1:${p.http}`,
+      grpcAddress: `127.0.0.1:${p.grpc}`,
+      httpPort: p.http,
+      grpcPort: p.grpc,
+      get process() {
+        return child;
+      },
+      get pid() {
+        return child.pid ?? -1;
+      },
+      get exited() {
+        return exited;
+      },
+      get restarts() {
+        return restarts;
+      },
+    };
+    const launch = () => {
+      // Children log to stdout (pino); those lines go to our stderr so that our
+      // stdout carries only the lines scripts read (`agent ...`, `ready <url>`).
+      child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'serve'], { env, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
+      const startedAt = Date.now();
+      child.stdout?.on('data', (c: Buffer) => process.stderr.write(c));
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => {
+        stderr = (stderr + c.toString()).slice(-4000);
+        if (opts.logs !== 'ignore') process.stderr.write(c);
+      });
+      exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+      void exited.then((code) => {
+        if (stopping) return;
+        if (!booted) {
+          if (code !== 0) bootErrors.push(`${podName} exited (${code}): ${summarize(stderr)}`);
+          return;
+        }
+        if (restartPolicy === 'Never') return;
+        crashesInARow = Date.now() - startedAt >= 10_000 ? 1 : crashesInARow + 1;
+        const delay = restartBackoffMs(crashesInARow);
+        if (opts.logs !== 'ignore') process.stderr.write(`agent-runtime local: ${podName} exited (${code})${stderr ? `: ${summarize(stderr)}` : ''}; starting it again in ${delay} ms\n`);
+        const timer = setTimeout(() => {
+          pendingRestarts.delete(timer);
+          if (stopping) return;
+          restarts++;
+          launch();
+        }, delay);
+        pendingRestarts.add(timer);
+      });
+      if (child.pid !== undefined) opts.onAgentStart?.(agentStartLine(agent), agent);
+    };
+    launch();
+    agents.push(agent);
+  }
+
+  const isRunning = (a: LocalAgent) => a.process.exitCode === null && a.process.signalCode === null;
   const stop = async () => {
     stopping = true;
-    for (const a of agents) if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill('SIGTERM');
+    for (const t of pendingRestarts) clearTimeout(t);
+    pendingRestarts.clear();
+    for (const a of agents) if (isRunning(a)) a.process.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(agents.map((a) => a.exited)), new Promise((r) => (timer = setTimeout(r, 10000)))]);
     clearTimeout(timer);
-    for (const a of agents) if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill('SIGKILL');
+    for (const a of agents) if (isRunning(a)) a.process.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   };
 
+  const answersReady = async (a: LocalAgent) => {
+    try {
+      const res = await fetch(`${a.httpUrl}/readyz`, { headers: { connection: 'close' } });
+      await res.arrayBuffer();
+      return res.status === 200;
+    } catch {
+      return false; // not listening yet
+    }
+  };
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60000);
   const pending = new Set(agents);
   while (pending.size > 0) {
@@ -315,15 +426,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       await stop();
       throw new Error(`local cluster not ready after ${opts.readyTimeoutMs ?? 60000} ms: ${[...pending].map((a) => a.name).join(', ')}`);
     }
-    for (const a of [...pending]) {
-      try {
-        const res = await fetch(`${a.httpUrl}/readyz`, { headers: { connection: 'close' } });
-        if (res.status === 200) pending.delete(a);
-      } catch {
-        // not listening yet
-      }
-    }
+    for (const a of [...pending]) if (await answersReady(a)) pending.delete(a);
     if (pending.size > 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  booted = true;
+  // A process that died between its /readyz and this point was not seen by the boot loop.
+  const early = agents.filter((a) => !isRunning(a));
+  if (early.length > 0) {
+    await stop();
+    throw new Error(`local cluster failed to boot: ${early.map((a) => a.name).join(', ')} exited after answering /readyz`);
   }
 
   const entryRole = roles.find((r) => r.entry) ?? roles[0];
@@ -336,14 +447,26 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     entryUrl: find(entryRole.name).httpUrl,
     agents,
     roles,
+    natsUrl,
+    nats,
     agent: find,
     kill: (role, replica = 0, signal = 'SIGKILL') => find(role, replica).process.kill(signal),
     tlsFiles: (role) => withTls.files(role),
+    ready: async (role, replica = 0, timeoutMs = 60000) => {
+      const a = find(role, replica);
+      const until = Date.now() + timeoutMs;
+      while (!(isRunning(a) && (await answersReady(a)))) {
+        if (stopping) throw new Error(`local cluster stopped while waiting for ${a.name}`);
+        if (Date.now() > until) throw new Error(`${a.name} not ready after ${timeoutMs} ms (restarts: ${a.restarts})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return a;
+    },
     stop,
   };
 }
 
-/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N] [--no-mtls]` */
+/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N] [--nats-url <url>] [--no-mtls]` */
 export async function runLocalCli(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -355,6 +478,8 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       'node-arg': { type: 'string', multiple: true },
       // e.g. --mcp-url docs=http://127.0.0.1:8765/mcp
       'mcp-url': { type: 'string', multiple: true },
+      // the job store's NATS instead of a local nats-server
+      'nats-url': { type: 'string' },
       // plain-text gRPC between the agents instead of local mTLS
       'no-mtls': { type: 'boolean', default: false },
     },
@@ -377,13 +502,29 @@ export async function runLocalCli(argv: string[]): Promise<void> {
     process.stderr.write(`agent-runtime local: --replicas must be a whole number >= 1, got '${values.replicas}'\n`);
     process.exit(2);
   }
+  const natsUrl = values['nats-url'];
+  if (natsUrl !== undefined && !/^(nats|tls):\/\/\S+$/.test(natsUrl)) {
+    process.stderr.write(`agent-runtime local: --nats-url must be a nats:// or tls:// URL, got '${natsUrl}'\n`);
+    process.exit(2);
+  }
   let cluster: LocalCluster;
   try {
-    cluster = await startLocalCluster({ manifests: values.manifests, upstreamUrl: values['upstream-url'], replicas, nodeArgs: values['node-arg'] ?? [], mcpUrls, mtls: !values['no-mtls'] });
+    cluster = await startLocalCluster({
+      manifests: values.manifests,
+      upstreamUrl: values['upstream-url'],
+      replicas,
+      nodeArgs: values['node-arg'] ?? [],
+      mcpUrls,
+      natsUrl,
+      mtls: !values['no-mtls'],
+      onAgentStart: (line) => process.stdout.write(`${line}\n`),
+    });
   } catch (e) {
-    process.stderr.write(`agent-runtime local: ${(e as Error).message}\n`);
+    const hint = e instanceof NatsServerNotFoundError ? '; or pass --nats-url <url> of a running NATS with JetStream' : '';
+    process.stderr.write(`agent-runtime local: ${(e as Error).message}${hint}\n`);
     process.exit(1);
   }
+  if (cluster.nats) process.stdout.write(`nats ${cluster.nats.url} pid ${cluster.nats.pid} store ${cluster.nats.storeDir}\n`);
   process.stdout.write(`ready ${cluster.entryUrl}\n`);
   const stop = () => void cluster.stop().then(() => process.exit(0));
   process.once('SIGTERM', stop);

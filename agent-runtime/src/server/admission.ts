@@ -8,6 +8,8 @@ export interface AdmittedGroup {
   readonly deadlineAt: number;
   readonly tasks: Task[];
   readonly seqs: number[];
+  /** each task as it came over the wire (its trace context) */
+  readonly wire: WireTask[];
 }
 
 export interface Admission {
@@ -86,9 +88,10 @@ export class TaskAdmission {
         const jobId = w.job_id || fallback.jobId;
         const key = `${jobId}|${deadlineAt}`;
         let g = groups.get(key);
-        if (!g) groups.set(key, (g = { jobId, deadlineAt, tasks: [], seqs: [] }));
+        if (!g) groups.set(key, (g = { jobId, deadlineAt, tasks: [], seqs: [], wire: [] }));
         g.tasks.push(task);
         g.seqs.push(seq);
+        g.wire.push(w);
       }
     }
     this.active += accepted;

@@ -4,6 +4,7 @@ import { PeerPool } from '../coordination/peers';
 import { runBounded } from '../coordination/run-bounded';
 import { InferenceExecutor } from '../inference/executor';
 import { Logger } from '../logger';
+import type { AgentTracer } from '../telemetry';
 import { RuntimeMetrics } from '../metrics';
 import { Task, TaskResult } from '../types';
 import { refusal, TaskAdmission } from './admission';
@@ -30,6 +31,8 @@ export interface AgentCore {
   readonly lifecycle: Lifecycle;
   readonly admission: TaskAdmission;
   readonly run: RunTasks;
+  /** Spans of this process (the job's at the entry, each hop's at a callee); absent: tracing is off. */
+  readonly tracer?: AgentTracer;
   /** `/readyz`: false while draining, before the peers resolve, or with every model circuit open. */
   ready(): { ok: boolean; why?: string };
 }

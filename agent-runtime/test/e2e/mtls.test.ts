@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AgentServiceClient, newClient } from '../../src/grpc/service';
 import { LocalCluster, startLocalCluster } from '../../src/local/launcher';
@@ -56,7 +57,8 @@ test('a job crosses every hop of the hierarchy over mTLS', async () => {
   expectExactlyOnce(sent, res.body.results);
   expect(res.body.success_rate).toBe(1);
   // every config carries tls, with allowedCallers = the roles that list it as a peer
-  const config = (role: string) => JSON.parse(readFileSync(cluster.tlsFiles(role)!.certFile.replace(/tls\/tls\.crt$/, 'agent-config.json'), 'utf8'));
+  // each process's config is written to <temp dir>/<role>-<replica>/, the role's certificate to <temp dir>/<role>/tls/
+  const config = (role: string) => JSON.parse(readFileSync(path.join(`${path.dirname(path.dirname(cluster.tlsFiles(role)!.certFile))}-0`, 'agent-config.json'), 'utf8'));
   expect(config('task-executor-a').tls.allowedCallers).toEqual(['execution-supervisor']);
   expect(config('execution-supervisor').tls.allowedCallers).toEqual(['coordinator']);
   expect(config('coordinator').tls.allowedCallers).toEqual([]);

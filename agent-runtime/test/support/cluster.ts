@@ -12,6 +12,8 @@ const synthDirs = new Map<string, string>();
  * Synthesizes the example topologies with the construct library (the
  * repository's own example app) into a temp dir, once per test file, so the
  * runtime is always tested against what the constructs produce today.
+ * `overrides` are AgentCluster props as JSON; a job store is written
+ * `{ jobStore: { jetStream: {...} } }` or `{ jobStore: { external: {...} } }`.
  */
 export function synthesizedManifests(overrides: Record<string, unknown> = {}): Record<TopologyName, string> {
   const key = JSON.stringify(overrides);
