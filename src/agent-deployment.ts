@@ -160,7 +160,12 @@ export class AgentDeployment extends Construct {
     const reservedEnv = new Set(['AGENT_ID', 'AGENT_ROLE', 'AGENT_CONFIG_FILE', 'HTTP_PORT', 'GRPC_PORT', 'UPSTREAM_BASE_URL', 'UPSTREAM_API_KEY', 'NODE_OPTIONS']);
     for (const server of props.mcpServers ?? []) if (server.bearerTokenEnv) reservedEnv.add(server.bearerTokenEnv);
     this.validate(props, image, res, drainSeconds, () =>
-      podOptionProblems(pods, { env: reservedEnv, volumes: new Set(['config', 'tmp', 'tls']), mountPaths: [CONFIG_MOUNT_PATH, '/tmp', TLS_MOUNT_PATH], labels: new Set(Object.keys(this.selector)) }),
+      podOptionProblems(pods, {
+        env: reservedEnv,
+        volumes: new Set(['config', 'tmp', ...(props.tlsSecretName ? ['tls'] : [])]),
+        mountPaths: [CONFIG_MOUNT_PATH, '/tmp', ...(props.tlsSecretName ? [TLS_MOUNT_PATH] : [])],
+        labels: new Set(Object.keys(this.selector)),
+      }),
     );
 
     this.serviceAccount = new KubeServiceAccount(this, 'service-account', {

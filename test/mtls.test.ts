@@ -156,6 +156,18 @@ describe('a mesh', () => {
   });
 });
 
+test("with mTLS on, a pod option that mounts over /etc/agent-tls or reuses the volume name 'tls' fails synth", () => {
+  const chart = Testing.chart();
+  new AgentCluster(chart, 'agents', {
+    upstream: UPSTREAM,
+    topology: Topology.hubAndSpoke({ coordinator: { name: 'coordinator' }, workers: [{ name: 'w' }] }),
+    mtls: AgentMtls.selfSigned(),
+    pods: { volumes: [{ name: 'tls', emptyDir: {} }], volumeMounts: [{ name: 'tls', mountPath: '/etc/agent-tls' }] },
+  });
+  expect(() => Testing.synth(chart)).toThrow(/\[test\/agents\/w\] pods\.volumes\[0\]\.name: 'tls' is used twice or by the constructs\./);
+  expect(() => Testing.synth(chart)).toThrow(/\[test\/agents\/w\] pods\.volumeMounts\[0\]\.mountPath: \/etc\/agent-tls is where the constructs mount the config, \/tmp or the mTLS certificate\./);
+});
+
 describe('defaults', () => {
   test('without mtls: no cert-manager object (a vanilla cluster has no CRDs), no tls in configs, gRPC liveness probe', () => {
     const { objs } = hierarchy();
