@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchJobKill, benchJobStore } from './jobs';
 import { benchMtls } from './mtls';
 import { benchCoordination, benchMemory, benchOverhead, benchOverload, benchResilience, benchThroughput, benchTracing, benchWorkflow, OverheadResult } from './runtime';
 import { writeJson } from './support';
@@ -42,9 +43,11 @@ async function main() {
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());
   await section('tracing', 'Tracing (issue 12): 100-task jobs through a hub with one worker, OTLP/HTTP JSON export to a local collector vs no endpoint, clusters up side by side, rounds alternating', () => benchTracing());
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());
+  await section('jobs', 'Job store (issue 11): synchronous jobs of 1 and 100 tasks through one entry, JetStream store vs in-memory store, mock latency 0, alternating rounds', () => benchJobStore());
+  await section('jobKill', 'Job store (issue 11): kill -9 of the replica running a 40-task job (mock 100 ms, 8 at a time); ms from the kill to the job\'s end, beside the job uninterrupted and the ack wait', () => benchJobKill());
   await section('synth', 'Synth: an N-role mesh through AgentCluster vs the same objects as plain cdk8s ApiObjects; YAML bytes; growth 1,000 -> 2,000 roles', () => benchSynth());
   // always: it only reads the figures above (or the file's, for sections not run this time)
-  process.stdout.write('\n## Targets of issues 14, 9 and 12: each figure against its target\n');
+  process.stdout.write('\n## Targets of issues 14, 9, 11 and 12: each figure against its target\n');
   console.table((results.targets = targetRows(results)));
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
   writeJson(file, results);
@@ -72,10 +75,14 @@ function targetRows(results: Record<string, unknown>): Row[] {
   const wf = (results.workflow as Row[] | undefined)?.[0];
   add('workflow (issue 9), 4-step pipeline: p50 / ideal critical path', '<= 1.1', wf?.ratioToIdeal, (x) => x <= 1.1);
   add('workflow (issue 9): ms added per critical-path step at p50', '<= 2', wf?.addedPerStepP50Ms, (x) => x <= 2);
+  const jobs = (results.jobs as Row[] | undefined) ?? [];
+  add('job store (issue 11): JetStream vs memory, added p50 per 1-task job (ms)', '<= 1', jobs.find((r) => r.tasksPerJob === 1)?.addedPerJobP50ms, (x) => x <= 1);
+  add('job store (issue 11): JetStream vs memory, added p50 per task at 100 tasks per job (ms)', '<= 0.2', jobs.find((r) => r.tasksPerJob === 100)?.addedPerTaskP50ms, (x) => x <= 0.2);
   const res = (results.resilience as Row[] | undefined)?.[0];
   add('resilience policies on / off', '>= 0.85', res?.ratio, (x) => x >= 0.85);
   const tr = (results.tracing as Row[] | undefined)?.[0];
   add('throughput with tracing on / off (issue 12)', '>= 0.9', tr?.ratio, (x) => x >= 0.9);
+  add('agent CPU per task, tracing off / on (issue 12)', '>= 0.9', tr?.cpuRatio, (x) => x >= 0.9);
   return rows;
 }
 

@@ -477,7 +477,9 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
  * with no OTLP endpoint and one exporting OTLP/HTTP JSON to a collector in
  * this process (it counts and drops what it gets), both up at once; 100-task
  * jobs alternate between them round by round so a slow spell of the machine
- * falls on both. Throughput is tasks per second of the best round of each.
+ * falls on both. Throughput is tasks per second of the best round of each;
+ * `cpuRatio` is the agents' CPU per task off / on (what throughput would be
+ * on a machine the agents had to themselves, where they are CPU-bound).
  */
 export async function benchTracing(rounds = 4, jobsPerRound = 40, perJob = 100) {
   let exports = 0;
@@ -507,9 +509,17 @@ export async function benchTracing(rounds = 4, jobsPerRound = 40, perJob = 100) 
           // warm-up: a round's worth on each
           await load(jobsPerRound, 2, runJob(entries[0]));
           await load(jobsPerRound, 2, runJob(entries[1]));
-          const [offSide, onSide] = await alternate(rounds, jobsPerRound, 2, {}, entries.map(runJob));
+          // CPU of both clusters' agents, read around every round: a side's own processes are what its jobs cost
+          // (CPU time is far less disturbed by other work on the machine than wall time)
+          const pids: Record<string, number> = {};
+          for (const [side, c] of [['off', off], ['on', on]] as const) for (const a of c.agents) pids[`${side}:${a.name}`] = a.pid;
+          const [offSide, onSide] = await alternate(rounds, jobsPerRound, 2, pids, entries.map(runJob));
           for (const e of entries) await e.close();
           const rate = (side: Side) => (jobsPerRound * perJob) / (Math.min(...side.roundWallMs) / 1000);
+          const cpuPerTask = (side: Side, prefix: string) =>
+            side.cpuUs ? Object.entries(side.cpuUs).filter(([k]) => k.startsWith(prefix)).reduce((sum, [, us]) => sum + us, 0) / perJob : NaN;
+          const offCpu = cpuPerTask(offSide, 'off:');
+          const onCpu = cpuPerTask(onSide, 'on:');
           return [
             {
               tasks: rounds * jobsPerRound * perJob,
@@ -517,6 +527,9 @@ export async function benchTracing(rounds = 4, jobsPerRound = 40, perJob = 100) 
               offTasksPerS: round(rate(offSide), 0),
               onTasksPerS: round(rate(onSide), 0),
               ratio: round(rate(onSide) / rate(offSide)),
+              offCpuUsPerTask: round(offCpu, 0),
+              onCpuUsPerTask: round(onCpu, 0),
+              cpuRatio: round(offCpu / onCpu),
               exportRequests: exports,
               exportedKiB: round(bytes / 1024, 0),
             },

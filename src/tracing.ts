@@ -63,6 +63,7 @@ function destination(o: AgentTracingOptions, clusterNamespace: string, out: Arra
   if (url.username || url.password) {
     out.push(['otlpEndpoint', 'has credentials in it, which would be a literal in every pod spec', 'give the collector\'s address only (put a header secret in pods.env as OTEL_EXPORTER_OTLP_HEADERS from a Secret)']);
   }
+  if (url.port === '0') out.push(['otlpEndpoint', 'has port 0, which nothing listens on', 'give the collector\'s port, e.g. :4318 (OTLP/HTTP) or :4317 (gRPC)']);
   const port = o.collectorPort ?? (Number(url.port) || (url.protocol === 'https:' ? 443 : 80));
   if (o.collectorPort !== undefined && !(Number.isInteger(o.collectorPort) && o.collectorPort >= 1 && o.collectorPort <= 65535)) {
     out.push(['collectorPort', `${o.collectorPort} is not a port`, 'use 1..65535']);

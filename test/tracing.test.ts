@@ -1,5 +1,6 @@
 import { Testing } from 'cdk8s';
 import { Construct } from 'constructs';
+import * as fc from 'fast-check';
 import { AgentCluster, AgentClusterProps, AgentTracingOptions, EnvValue, OtlpProtocol, Topology } from '../src';
 import { K8sObject, podTemplates, validateK8s } from './support/manifests';
 import { egressAllowed } from './support/reachability';
@@ -102,6 +103,7 @@ describe('what cannot work fails synth with the field and the fix, path printed 
     ],
     ['a bad CIDR', { otlpEndpoint: 'https://otlp.example.com', collectorCidr: '203.0.113.0' }, "tracing.collectorCidr: '203.0.113.0' is not a CIDR block (address/prefix). Fix: write an address and prefix, e.g. '203.0.113.0/24'."],
     ['a bad port', { otlpEndpoint: 'http://otel-collector:4318', collectorPodLabels: COLLECTOR_LABELS, collectorPort: 70000 }, 'tracing.collectorPort: 70000 is not a port. Fix: use 1..65535.'],
+    ['port 0', { otlpEndpoint: 'http://otel-collector:0', collectorPodLabels: COLLECTOR_LABELS }, "tracing.otlpEndpoint: has port 0, which nothing listens on. Fix: give the collector's port, e.g. :4318 (OTLP/HTTP) or :4317 (gRPC)."],
     [
       'credentials in the URL',
       { otlpEndpoint: 'https://user:secret@otlp.example.com', collectorCidr: '203.0.113.0/28' },
@@ -120,4 +122,45 @@ describe('what cannot work fails synth with the field and the fix, path printed 
     const cluster = new AgentCluster(chart as Construct, 'agents', { topology, upstream, tracing });
     expect(cluster.node.tryFindChild('otlp-policy')).toBeUndefined();
   });
+});
+
+test('property: any endpoint, protocol and port either synthesizes schema-valid objects with the env and a policy to that port, or fails synth naming a tracing field', () => {
+  const host = fc.oneof(
+    fc.constantFrom('otel-collector', 'otel-collector.observability', 'otel.observability.svc', 'otel.observability.svc.cluster.local', 'otlp.example.com', '10.1.2.3', '[fd00::1]', 'Bad_Host'),
+    fc.domain(),
+    fc.ipV4(),
+  );
+  const options = fc.record({
+    scheme: fc.constantFrom('http', 'https', 'grpc', 'ftp'),
+    host,
+    port: fc.option(fc.integer({ min: 0, max: 70000 }), { nil: undefined }),
+    protocol: fc.option(fc.constantFrom(OtlpProtocol.HTTP_JSON, OtlpProtocol.HTTP_PROTOBUF, OtlpProtocol.GRPC), { nil: undefined }),
+    labels: fc.option(fc.constant(COLLECTOR_LABELS), { nil: undefined }),
+    cidr: fc.option(fc.constantFrom('203.0.113.0/24', '10.0.0.0/8', '0.0.0.0/0', 'nope'), { nil: undefined }),
+    collectorPort: fc.option(fc.integer({ min: -1, max: 70000 }), { nil: undefined }),
+  });
+  fc.assert(
+    fc.property(options, (o) => {
+      const tracing: AgentTracingOptions = {
+        otlpEndpoint: `${o.scheme}://${o.host}${o.port === undefined ? '' : `:${o.port}`}`,
+        protocol: o.protocol,
+        collectorPodLabels: o.labels,
+        collectorCidr: o.cidr,
+        collectorPort: o.collectorPort,
+      };
+      const error = synthError(tracing);
+      if (error !== '') {
+        expect(error).toMatch(/^Validation failed with the following errors:\n {2}\[test\/agents\] tracing\.(otlpEndpoint|collectorPodLabels|collectorCidr|collectorPort): /);
+        return;
+      }
+      const objs = synth(tracing);
+      for (const p of envOf(objs)) expect(p.env).toEqual({ OTEL_EXPORTER_OTLP_ENDPOINT: tracing.otlpEndpoint, OTEL_EXPORTER_OTLP_PROTOCOL: tracing.protocol ?? 'http/protobuf' });
+      const policy = objs.find((x) => x.kind === 'NetworkPolicy' && x.metadata.name === 'agents-otlp')!;
+      validateK8s(policy);
+      const port = policy.spec.egress[0].ports[0].port;
+      expect(port).toBeGreaterThanOrEqual(1);
+      expect(port).toBeLessThanOrEqual(65535);
+    }),
+    { numRuns: 150 },
+  );
 });

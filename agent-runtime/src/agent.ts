@@ -1,3 +1,4 @@
+import { a2aRoutes } from './a2a/routes';
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
@@ -6,6 +7,7 @@ import { createGrpcServer } from './grpc/server';
 import { jobRoutes } from './http/job-routes';
 import { createHttpServer } from './http/server';
 import { InferenceExecutor } from './inference/executor';
+import { openJobStore } from './jobs/agent-jobs';
 import { createLogger, Logger } from './logger';
 import { RuntimeMetrics } from './metrics';
 import { TaskAdmission } from './server/admission';
@@ -35,7 +37,9 @@ export interface StartAgentOptions {
  * - admission of tasks from callers and the load gauge (server/admission.ts);
  * - the gRPC service, AgentService + grpc.health.v1 (grpc/server.ts);
  * - the HTTP API: health, metrics and, on every role, the job API
- *   (http/server.ts, http/job-routes.ts);
+ *   (http/server.ts, http/job-routes.ts) over the job store (jobs/: in
+ *   memory, or NATS JetStream with `jobStore`), and on the entry A2A over
+ *   the same jobs (a2a/routes.ts);
  * - the lifecycle: in-flight work and the drain (server/lifecycle.ts).
  */
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
@@ -76,10 +80,12 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     },
   };
   metrics.reportReadiness(() => core.ready().ok);
+  const jobs = await openJobStore(core);
 
   const grpcServer = createGrpcServer(core, tls);
   const grpcPort = await grpcServer.bind(env.grpcPort);
-  const httpServer = createHttpServer(core, jobRoutes(core));
+  // the entry also speaks A2A, its tasks being the same jobs (the API is open: every caller is the same, untenanted)
+  const httpServer = createHttpServer(core, [...jobRoutes(core, jobs), ...(config.entry ? a2aRoutes(core, jobs, () => ({})) : [])]);
   const httpPort = await httpServer.listen(env.httpPort);
   logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role), mtls: tls !== undefined }, 'agent serving');
 
@@ -90,12 +96,14 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         dispatcher?.drain();
         executor?.drain();
         grpcServer.notServing();
+        jobs.stopTaking?.();
       },
       close: async () => {
         // every session's work is done or handed back: tell the callers it is over
         grpcServer.endSessions();
         dispatcher?.close();
         await httpServer.close();
+        await jobs.close();
         await grpcServer.close();
         pool?.close();
         tls?.close();

@@ -22,6 +22,8 @@ export type McpServerEntry = generated.McpServerEntry;
 export type RoleTools = generated.RoleTools;
 /** mTLS between agents (config `tls`, CONTRACT.md "mTLS"). */
 export type TlsConfig = generated.TlsConfig;
+/** The durable job store: NATS JetStream (config `jobStore`). */
+export type JobStoreConfig = generated.JobStoreConfig;
 
 /** The port every agent serves gRPC on, and the port in every peer address. */
 export const GRPC_SERVICE_PORT = 50051;

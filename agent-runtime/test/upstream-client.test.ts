@@ -1,6 +1,6 @@
 import { startMockUpstream, MockUpstream } from '../src/mock/upstream';
 import { UpstreamClient } from '../src/upstream/client';
-import { AuthenticationError, BadRequestError, ConnectionError, parseRetryAfter, RateLimitError, ServerError, UpstreamTimeoutError } from '../src/upstream/errors';
+import { AuthenticationError, BadRequestError, ConnectionError, parseRetryAfter, RateLimitError, ServerError, UpstreamAbortedError, UpstreamTimeoutError } from '../src/upstream/errors';
 
 let mock: MockUpstream;
 let client: UpstreamClient;
@@ -76,7 +76,7 @@ test('cancelling the signal ends a call in progress at once', async () => {
   const t0 = Date.now();
   setTimeout(() => ac.abort(), 50);
   const err = await client.chat(req, { signal: ac.signal, timeoutMs: 10_000 }).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(UpstreamTimeoutError);
+  expect(err).toBeInstanceOf(UpstreamAbortedError);
   expect((err as Error).message).toMatch(/aborted/);
   expect(Date.now() - t0).toBeLessThan(1000);
 });
@@ -86,7 +86,7 @@ test('a signal already aborted sends nothing', async () => {
   ac.abort();
   const before = mock.stats().calls;
   const err = await client.chat(req, { signal: ac.signal }).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(UpstreamTimeoutError);
+  expect(err).toBeInstanceOf(UpstreamAbortedError);
   await new Promise((r) => setTimeout(r, 50));
   expect(mock.stats().calls).toBe(before);
 });

@@ -1,100 +1,157 @@
-import { randomUUID } from 'node:crypto';
+import { JobCaller } from '../jobs/job-service';
+import { JobStoreUnavailableError } from '../jobs/records';
+import { JobStore } from '../jobs/store';
 import { AgentCore } from '../server/core';
 import { TaskResult } from '../types';
-import { runWorkflow } from '../workflow/engine';
-import { chainWindowFor, parseJob, RequestError, resultJson, workflowJson } from './jobs';
+import { StepResult } from '../workflow/engine';
+import { RequestError, resultJson, workflowJson } from './jobs';
 import { RequestContext, Route } from './server';
 
-/**
- * The entry's job API: `POST /v1/jobs` runs a tasks or steps job and
- * answers when it is done (see http/jobs.ts for the body).
- */
-export function jobRoutes(core: AgentCore): Route[] {
-  return [{ method: 'POST', path: '/v1/jobs', name: 'jobs', handle: (c) => postJob(core, c) }];
+export interface JobRoutesOptions {
+  /** Who is calling (issue 12 sets the tenant from the API key); the API runs open without it. */
+  readonly callerOf?: (c: RequestContext) => JobCaller;
 }
 
-async function postJob(core: AgentCore, c: RequestContext): Promise<void> {
-  const { config, env, logger, metrics, lifecycle, admission, run, tracer } = core;
+const JOB = /^\/v1\/jobs\/([^/]+)$/;
+const EVENTS = /^\/v1\/jobs\/([^/]+)\/events$/;
+
+/**
+ * The entry's job API over a job store (README, "Durable jobs"):
+ * - `POST /v1/jobs` runs a tasks or steps job (see http/jobs.ts for the
+ *   body) and answers when it is done; with `Prefer: respond-async` it
+ *   answers 202 at once with the job's `Location`. `Idempotency-Key` makes a
+ *   retried submit return the same job.
+ * - `GET /v1/jobs/<id>`, `GET /v1/jobs/<id>/events` (Server-Sent Events,
+ *   resumable with `Last-Event-ID`), `DELETE /v1/jobs/<id>` (cancel).
+ */
+export function jobRoutes(core: AgentCore, store: JobStore, opts: JobRoutesOptions = {}): Route[] {
+  const callerOf = opts.callerOf ?? (() => ({}));
+  return [
+    { method: 'POST', path: '/v1/jobs', name: 'jobs', handle: (c) => postJob(core, store, c, callerOf(c)) },
+    { method: 'GET', path: JOB, name: 'job', handle: (c) => getJob(store, c, callerOf(c)) },
+    { method: 'DELETE', path: JOB, name: 'job', handle: (c) => cancelJob(store, c, callerOf(c)) },
+    { method: 'GET', path: EVENTS, name: 'job_events', handle: (c) => jobEvents(store, c, callerOf(c)) },
+  ];
+}
+
+/** `Prefer: respond-async` (RFC 7240), alone or among other preferences. */
+function prefersAsync(c: RequestContext): boolean {
+  const prefer = c.req.headers.prefer;
+  return typeof prefer === 'string' && prefer.split(',').some((p) => p.trim().split(/[;=\s]/)[0].toLowerCase() === 'respond-async');
+}
+
+function idempotencyKey(c: RequestContext): string | undefined {
+  const key = c.req.headers['idempotency-key'];
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || key.length === 0 || key.length > 255) throw new RequestError(400, 'Idempotency-Key: give one key of 1 to 255 characters');
+  return key;
+}
+
+const notFound = (id: string) => new RequestError(404, `no job '${id}'`);
+
+async function submit(store: JobStore, raw: string, caller: JobCaller, key: string | undefined, core: AgentCore, c: RequestContext) {
+  const { traceparent, tracestate } = c.req.headers;
+  const trace = typeof traceparent === 'string' ? { traceparent, ...(typeof tracestate === 'string' ? { tracestate } : {}) } : undefined;
+  try {
+    return await store.submit(raw, { ...caller, ...(key !== undefined ? { idempotencyKey: key } : {}), ...(trace ? { trace } : {}) });
+  } catch (e) {
+    if (e instanceof RequestError) {
+      core.metrics.jobs.inc({ outcome: 'rejected' });
+      throw e;
+    }
+    if (e instanceof JobStoreUnavailableError) throw new RequestError(503, e.message);
+    throw e;
+  }
+}
+
+async function postJob(core: AgentCore, store: JobStore, c: RequestContext, caller: JobCaller): Promise<void> {
+  const { env, lifecycle } = core;
   if (lifecycle.draining) {
     c.req.resume();
     return c.fail(503, `agent ${env.agentId} is draining; retry on another pod`);
   }
+  const key = idempotencyKey(c);
   const raw = await c.body();
-  let job;
-  try {
-    job = parseJob(raw, config);
-  } catch (e) {
-    metrics.jobs.inc({ outcome: 'rejected' });
-    throw e instanceof RequestError ? e : new RequestError(400, (e as Error).message);
-  }
-  const jobId = randomUUID();
   const started = Date.now();
-  // the job's signal: aborted when the client goes away before its answer (its waiting tasks
-  // leave their queues) or when the grace period ends
-  const { controller: job$, done } = lifecycle.jobController();
+  const out = await submit(store, raw, caller, key, core, c);
+  if (prefersAsync(c)) {
+    const status = out.created ? 'queued' : ((await store.get(out.jobId, caller))?.status ?? 'queued');
+    return c.send(202, { job_id: out.jobId, status, durable: out.durable }, { location: `/v1/jobs/${out.jobId}`, 'preference-applied': 'respond-async' });
+  }
+  // synchronous: the answer of old, from the stored job. A client that goes away before it cancels the job
+  // (its waiting tasks leave their queues), unless the job was already there (an idempotent retry)
+  const gone = new AbortController();
   c.res.once('close', () => {
-    done();
-    if (!c.res.writableFinished) job$.abort(new Error('the client closed the connection'));
+    if (c.res.writableFinished) return;
+    gone.abort(new Error('the client closed the connection'));
+    if (out.created) void store.cancel(out.jobId, caller).catch(() => undefined);
   });
-  // tasks this job holds in this pod (its fan-out width) count toward the load gauge until it ends
-  const jobWidth = core.dispatcher ? config.fanOut.concurrency : config.concurrency.maxInFlightTasks;
-  const release = admission.holdJob(Math.min(job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, jobWidth));
-  // the job's span (tracing on): every task's work is traced under it, and it ends with the answer
-  const span = tracer?.startJob(jobId, job.kind, job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, c.req.headers);
-  const trace = span && tracer!.contextOf(span);
-  const end = (outcome: readonly TaskResult[] | Error) => {
-    if (span) tracer!.endJob(span, outcome);
-  };
-  if (job.kind === 'steps') {
-    // a workflow: each step is a one-task run, routed like any task
-    const deadlineAt = job.deadlineAt;
-    const results = await lifecycle
-      .track(
-        runWorkflow(job.workflow, {
-          run: (t) => run(jobId, [trace ? { ...t, trace } : t], deadlineAt, 0, undefined, job$.signal).then((r) => r[0]),
-          concurrency: config.fanOut.concurrency,
-          windowFor: chainWindowFor(config),
-          agentId: env.agentId,
-        }),
-      )
-      .finally(release)
-      .catch((e: Error) => {
-        end(e);
-        logger.error({ err: e.message, jobId }, 'workflow failed unexpectedly');
-        throw e;
-      });
-    end(results);
-    metrics.jobs.inc({ outcome: results.every((r) => r.ok) ? 'ok' : 'partial' });
-    return c.send(200, workflowJson(jobId, results, Date.now() - started));
+  const settled = await store.settle(out.jobId, caller, gone.signal).catch((e: unknown) => {
+    if (gone.signal.aborted) return undefined;
+    throw e;
+  });
+  if (!settled) return;
+  const { view, results } = settled;
+  if (view.steps) {
+    return c.send(200, { ...workflowJson(view.job_id, results as StepResult[], Date.now() - started) });
   }
-  const results = await lifecycle
-    .track(run(jobId, trace ? job.tasks.map((t) => ({ ...t, trace })) : job.tasks, job.deadlineAt, 0, undefined, job$.signal))
-    .finally(release)
-    .catch((e: Error) => {
-      end(e);
-      logger.error({ err: e.message, jobId }, 'job failed unexpectedly');
-      throw e;
-    });
-  end(results);
-  const ok = results.filter((r) => r.ok).length;
-  const total = results.reduce((s, r) => s + r.costUsd, 0);
-  const shed = overloadAnswer(results);
-  if (shed?.status === 503) {
-    metrics.jobs.inc({ outcome: 'shed' });
-    return c.fail(503, shed.message, shed.headers, 'overloaded');
-  }
-  metrics.jobs.inc({ outcome: ok === results.length ? 'ok' : 'partial' });
+  const shed = overloadAnswer(results as TaskResult[]);
+  if (shed?.status === 503) return c.fail(503, shed.message, shed.headers, 'overloaded');
   c.send(
     200,
     {
-      job_id: jobId,
-      results: results.map(resultJson),
-      success_rate: results.length ? ok / results.length : 0,
-      total_cost_usd: total,
+      job_id: view.job_id,
+      results: (results as TaskResult[]).map(resultJson),
+      success_rate: view.success_rate,
+      total_cost_usd: view.total_cost_usd,
       latency_ms: Date.now() - started,
     },
     shed?.headers,
   );
+}
+
+async function getJob(store: JobStore, c: RequestContext, caller: JobCaller): Promise<void> {
+  const view = await guard(store.get(c.params[0], caller));
+  if (!view) throw notFound(c.params[0]);
+  c.send(200, view);
+}
+
+async function cancelJob(store: JobStore, c: RequestContext, caller: JobCaller): Promise<void> {
+  const view = await guard(store.cancel(c.params[0], caller));
+  if (!view) throw notFound(c.params[0]);
+  c.send(200, view);
+}
+
+/**
+ * Server-Sent Events: `id:`, `event: result` (the result as GET shows it)
+ * per finished task or step, then `event: done` with the job's view. A
+ * comment line every 15 s keeps proxies from closing an idle stream.
+ */
+async function jobEvents(store: JobStore, c: RequestContext, caller: JobCaller): Promise<void> {
+  const closed = new AbortController();
+  c.res.once('close', () => closed.abort());
+  const last = c.req.headers['last-event-id'];
+  const events = await guard(store.events(c.params[0], caller, typeof last === 'string' && last !== '' ? last : undefined, closed.signal));
+  if (!events) throw notFound(c.params[0]);
+  c.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  c.res.flushHeaders();
+  const ping = setInterval(() => c.res.write(': keep-alive\n\n'), 15_000);
+  try {
+    for await (const e of events) {
+      if (closed.signal.aborted) break;
+      c.res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    }
+  } finally {
+    clearInterval(ping);
+    c.res.end();
+  }
+}
+
+/** A store that cannot be reached answers 503 with its reason. */
+function guard<T>(p: Promise<T>): Promise<T> {
+  return p.catch((e: unknown) => {
+    throw e instanceof JobStoreUnavailableError ? new RequestError(503, e.message) : e;
+  });
 }
 
 /**

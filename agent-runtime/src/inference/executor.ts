@@ -8,7 +8,7 @@ import { Logger } from '../logger';
 import { RuntimeMetrics } from '../metrics';
 import { buildModelPolicies, DeadlineExceededError, drainPolicies, ModelPolicy } from '../resilience/model-policy';
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
-import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
+import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamAbortedError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
 import type { AgentTracer, TraceContext } from '../telemetry';
 import { OPERATION_CHAT, PROVIDER_OPENAI } from '../telemetry/semconv';
 import type { ToolRunner } from '../tools/mcp-toolbox';
@@ -170,7 +170,7 @@ export class InferenceExecutor implements TaskExecutor {
           turn.push({ role: 'tool', tool_call_id: c.id, content: outcomes[i].content });
         });
         conversation = [...conversation, ...turn];
-        if (signal?.aborted) return fail('cancelled', 'handed back: agent shutting down', model);
+        if (signal?.aborted) return fail('cancelled', cancelMessage(signal), model);
         continue;
       }
 
@@ -265,7 +265,7 @@ export class InferenceExecutor implements TaskExecutor {
         return { ok: true, model, index: i, response: value, attempts };
       } catch (e) {
         attempts += attemptsOf(e);
-        if (signal?.aborted) return { ok: false, code: 'cancelled', message: 'handed back: agent shutting down', model, attempts };
+        if (signal?.aborted) return { ok: false, code: 'cancelled', message: cancelMessage(signal), model, attempts };
         const mapped = mapError(e);
         lastError = { ...mapped, model };
         if (!mapped.tryNext) return { ok: false, code: mapped.code, message: mapped.message, model, attempts };
@@ -349,6 +349,13 @@ function pairToolTurns(messages: ChatMessage[]): ChatMessage[] {
   return messages.filter((m) => m.role !== 'tool' || (m.tool_call_id !== undefined && asked.has(m.tool_call_id)));
 }
 
+/** Why a task's signal was aborted: the job's cancel, its client leaving, or the drain's hand-back. */
+function cancelMessage(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'agent shutting down';
+  return `cancelled: ${why}`;
+}
+
 // Attempts are counted inside ModelPolicy.execute; when it throws we only
 // know that at least one attempt happened unless the circuit refused it.
 function attemptsOf(e: unknown): number {
@@ -373,6 +380,7 @@ function mapError(e: unknown): { code: TaskErrorCode; message: string; tryNext: 
   if (e instanceof DeadlineExceededError) return { code: 'deadline_exceeded', message, tryNext: false };
   if (e instanceof BrokenCircuitError) return { code: 'circuit_open', message: `circuit open: ${message}`, tryNext: true };
   if (e instanceof TaskCancelledError) return { code: 'cancelled', message: `cancelled: ${message}`, tryNext: false };
+  if (e instanceof UpstreamAbortedError) return { code: 'cancelled', message, tryNext: false };
   if (e instanceof BulkheadRejectedError) return { code: 'overloaded', message: 'model concurrency limit and queue are full', tryNext: true };
   if (e instanceof AuthenticationError) return { code: 'auth', message, tryNext: false };
   if (e instanceof BadRequestError) return { code: 'bad_request', message, tryNext: false };

@@ -49,6 +49,8 @@ export interface JobCaller {
 export interface SubmitOptions extends JobCaller {
   /** the `Idempotency-Key` header */
   readonly idempotencyKey?: string;
+  /** the client's W3C trace context (`traceparent`, `tracestate`): the job's span continues it, wherever the job runs */
+  readonly trace?: { readonly traceparent?: string; readonly tracestate?: string };
 }
 
 export interface SubmitOutcome {

@@ -269,14 +269,6 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // Everything that can refuse the manifests runs before anything is started.
   const podEnv = new Map(roles.map((r) => [r.name, (podName: string) => containerEnv(r.name, r.env, podName, apiKey)]));
   for (const r of roles) podEnv.get(r.name)!(`${r.name}-0`);
-  // Before any agent: a missing nats-server fails here, with its install hint.
-  let nats: NatsServer | undefined;
-  let natsUrl = opts.natsUrl;
-  if (natsUrl === undefined && needsJobStore(roles)) {
-    nats = await startNatsServer();
-    natsUrl = nats.url;
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-local-'));
   const plan: Array<{ role: LocalRole; replica: number; http: number; grpc: number }> = [];
   for (const role of roles) {
     const n = opts.roleReplicas?.[role.name] ?? opts.replicas ?? 1;
@@ -296,6 +288,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   }
 
+  // Last before the agents: a missing nats-server fails here, with its install hint.
+  let nats: NatsServer | undefined;
+  let natsUrl = opts.natsUrl;
+  if (natsUrl === undefined && needsJobStore(roles)) {
+    nats = await startNatsServer();
+    natsUrl = nats.url;
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-local-'));
   const withTls = localTls(dir, roles, opts.mtls ?? true);
   let stopping = false;
   let booted = false;

@@ -240,8 +240,17 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
     }
     const fault: ScriptedFault = behaviour.script && behaviour.script.length > 0 ? behaviour.script.shift()! : 'ok';
     const delay = (behaviour.latencyMs ?? 0) + (behaviour.jitterMs ? Math.floor(random() * behaviour.jitterMs) : 0);
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    if (res.destroyed) return;
+    // the wait ends early when the caller goes away (an aborted call leaves no timer behind)
+    if (delay > 0) {
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, delay);
+        res.once('close', () => {
+          clearTimeout(timer);
+          r();
+        });
+      });
+    }
+    if (res.destroyed || res.writableEnded) return;
 
     switch (fault) {
       case 'hang':

@@ -1,7 +1,7 @@
 import { IncomingHttpHeaders } from 'node:http';
 import { Dispatcher, Pool, errors as undiciErrors } from 'undici';
 import { ChatMessage, ToolCall } from '../types';
-import { BadRequestError, ConnectionError, errorForStatus, parseRetryAfter, UpstreamError, UpstreamTimeoutError } from './errors';
+import { BadRequestError, ConnectionError, errorForStatus, parseRetryAfter, UpstreamAbortedError, UpstreamError, UpstreamTimeoutError } from './errors';
 
 /** A function the model may call (OpenAI `tools[]`). */
 export interface ToolDefinition {
@@ -231,7 +231,7 @@ export class UpstreamClient {
             stop(new UpstreamTimeoutError('upstream attempt timed out'));
           }, Math.max(1, opts.timeoutMs))
           : undefined;
-      const onCancel = () => stop(new UpstreamTimeoutError('upstream attempt aborted'));
+      const onCancel = () => stop(new UpstreamAbortedError('upstream attempt aborted by the caller'));
       opts.signal?.addEventListener('abort', onCancel, { once: true });
       const finish = (err?: unknown) => {
         if (settled) return;
@@ -241,7 +241,7 @@ export class UpstreamClient {
         if (err) reject(toUpstreamError(err, timedOut));
         else resolve({ status, headers, body: Buffer.concat(chunks, size).toString('utf8') });
       };
-      if (opts.signal?.aborted) return finish(new UpstreamTimeoutError('upstream attempt aborted'));
+      if (opts.signal?.aborted) return finish(new UpstreamAbortedError('upstream attempt aborted by the caller'));
       try {
         this.pool.dispatch(
           { method: 'POST', path: `${this.basePath}/chat/completions`, headers: opts.headers ? { ...this.headers, ...opts.headers } : this.headers, body: JSON.stringify(payload) },
@@ -332,8 +332,9 @@ function toUpstreamError(e: unknown, timedOut = false): UpstreamError {
   if (timedOut || err.name === 'TimeoutError' || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new UpstreamTimeoutError('upstream attempt timed out');
   }
-  if (err.name === 'AbortError' || err instanceof undiciErrors.RequestAbortedError) {
-    return new UpstreamTimeoutError('upstream attempt aborted');
+  // the attempt's timer sets timedOut; any other abort came from the caller's signal
+  if (err instanceof UpstreamAbortedError || err.name === 'AbortError' || err instanceof undiciErrors.RequestAbortedError) {
+    return new UpstreamAbortedError('upstream attempt aborted by the caller');
   }
   return new ConnectionError(`upstream connection failed: ${err.code ?? err.name}: ${err.message}`);
 }

@@ -35,6 +35,14 @@ export class BadRequestError extends UpstreamError {
 export class UpstreamTimeoutError extends UpstreamError {
   readonly transient = true;
 }
+/**
+ * The caller cancelled the attempt (a client's cancel, a job's DELETE, a
+ * drain hand-back): not the upstream's fault, so never retried and never
+ * counted toward the model's circuit breaker.
+ */
+export class UpstreamAbortedError extends UpstreamError {
+  readonly transient = false;
+}
 /** Connection refused/reset/closed before a response. */
 export class ConnectionError extends UpstreamError {
   readonly transient = true;

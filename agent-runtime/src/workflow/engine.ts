@@ -35,6 +35,19 @@ export interface WorkflowRunOptions {
   readonly windowFor?: (step: WorkflowStep) => (ChainWindow & { readonly model: string }) | undefined;
   /** The entry's AGENT_ID, on results of steps it refuses itself. */
   readonly agentId?: string;
+  /**
+   * Called once per step when its result is final: at its end, or for a
+   * step that is validated, when its validator ends (until then it may be
+   * sent back). `index` is the step's place in the workflow.
+   */
+  readonly onStep?: (result: StepResult, index: number) => void;
+  /**
+   * Steps that already have their final result (a job resumed on another
+   * replica): not run again, not reported to `onStep`, their content feeds
+   * the templates and chains of the steps that run. A validated step and its
+   * validator count only together (one without the other runs both again).
+   */
+  readonly finished?: ReadonlyMap<string, StepResult>;
 }
 
 /** The user turn that sends a validated step back, carrying the validator's feedback. */
@@ -78,6 +91,13 @@ export function runWorkflow(wf: Workflow, opts: WorkflowRunOptions): Promise<Ste
   const graph = { ids: wf.steps.map((s) => s.id), dependsOn: (id: string) => states.get(id)!.step.dependsOn };
   const validatorOf = new Map<string, string>();
   for (const s of wf.steps) if (s.validates) validatorOf.set(s.validates, s.id);
+  const prefilled = new Map<string, StepResult>();
+  for (const [id, r] of opts.finished ?? []) {
+    const step = states.get(id)?.step;
+    if (!step) continue;
+    const partner = step.validates ?? validatorOf.get(id);
+    if (partner === undefined || opts.finished!.has(partner)) prefilled.set(id, r);
+  }
 
   const dependents = new Map<string, string[]>();
   for (const s of wf.steps) {
@@ -198,11 +218,18 @@ export function runWorkflow(wf: Workflow, opts: WorkflowRunOptions): Promise<Ste
     }
   };
 
+  const reported = new Set<string>(prefilled.keys());
+  const report = (st: StepState) => {
+    if (reported.has(st.step.id)) return;
+    reported.add(st.step.id);
+    opts.onStep?.(resultOf(st), st.step.index);
+  };
+  const final = (st: StepState) => prefilled.get(st.step.id) ?? resultOf(st);
+
   return new Promise<StepResult[]>((resolve, reject) => {
     let running = 0;
     let finished = 0;
     const ready: StepState[] = [];
-    for (const s of wf.steps) if (states.get(s.id)!.waitingOn === 0) ready.push(states.get(s.id)!);
 
     // Ends a step and passes the news on: dependents of a success may become
     // ready; dependents of a failure are not run, not billed, and their own
@@ -214,6 +241,12 @@ export function runWorkflow(wf: Workflow, opts: WorkflowRunOptions): Promise<Ste
         st.status = st.status === 'failed' || error ? 'failed' : 'ok';
         if (st.status === 'failed') st.error ??= error;
         finished += 1;
+        // final now unless a validator may still send it back; a validator's end makes its step final
+        if (!validatorOf.has(st.step.id)) report(st);
+        if (st.step.validates) {
+          report(states.get(st.step.validates)!);
+          report(st);
+        }
         for (const d of dependents.get(st.step.id) ?? []) {
           const ds = states.get(d)!;
           if (ds.status !== 'waiting') continue;
@@ -240,14 +273,30 @@ export function runWorkflow(wf: Workflow, opts: WorkflowRunOptions): Promise<Ste
             // a running step is 'running' here; done() marks it ok or failed
             if (st.status === 'running') st.status = 'waiting';
             done(st, error);
-            if (finished === wf.steps.length) resolve(wf.steps.map((s) => resultOf(states.get(s.id)!)));
+            if (finished === wf.steps.length) resolve(wf.steps.map((s) => final(states.get(s.id)!)));
             else pump();
           },
           (e: unknown) => reject(e),
         );
       }
     };
-    if (wf.steps.length === 0) resolve([]);
+    // steps finished before a resume: their state as if they had just run, in dependency order,
+    // so their dependents see their content (templates, chains) and their failures
+    for (const id of topologicalOrder(graph, [...prefilled.keys()])) {
+      if (!prefilled.has(id)) continue;
+      const st = states.get(id)!;
+      const r = prefilled.get(id)!;
+      if (r.ok) firstRequest(st);
+      st.rounds = r.rounds;
+      st.last = { id, ok: r.ok, content: r.content, model: r.model, agentId: r.agentId, costUsd: r.costUsd, attempts: r.attempts, latencyMs: r.latencyMs, error: r.error };
+      if (!r.ok) st.status = 'failed';
+      done(st, r.error);
+    }
+    for (const s of wf.steps) {
+      const st = states.get(s.id)!;
+      if (st.status === 'waiting' && st.waitingOn === 0) ready.push(st);
+    }
+    if (finished === wf.steps.length) resolve(wf.steps.map((s) => final(states.get(s.id)!)));
     else pump();
   });
 }

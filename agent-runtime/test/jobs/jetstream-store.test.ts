@@ -1,0 +1,126 @@
+import pino from 'pino';
+import { JetStreamJobService } from '../../src/jobs/jetstream-store';
+import { NatsServer } from '../../src/local/nats';
+import { startTestNats } from '../support/nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { RequestError } from '../../src/http/jobs';
+import { ExecuteJob } from '../../src/jobs/memory-store';
+import { body, fakeAgent, jobStoreContract, parse, until } from './store-contract';
+
+// The JetStream store against a real nats-server: the cases both stores
+// share, then what only a durable store does (a job outlives its runner,
+// a NATS restart, NATS down at submit).
+
+const logger = pino({ level: 'silent' });
+let nats: NatsServer;
+let n = 0;
+
+beforeAll(async () => {
+  nats = await startTestNats();
+});
+afterAll(async () => {
+  await nats?.stop();
+});
+
+/** A store on its own stream, consumer and bucket (a fresh job store per test). */
+function config(tag = `t${++n}`) {
+  return { url: nats.url, stream: `JOBS_${tag}`, consumer: `runners_${tag}`, bucket: `jobs_${tag}`, replicas: 1 };
+}
+
+describe('JetStreamJobService', () => {
+  jobStoreContract(async (execute) => JetStreamJobService.connect({ config: config(), parse, execute, logger, agentId: 'e-0' }), true);
+});
+
+describe('durability', () => {
+  const stores: JetStreamJobService[] = [];
+  const open = async (cfg: ReturnType<typeof config>, execute: ExecuteJob, ackWaitMs = 1_000) => {
+    const s = await JetStreamJobService.connect({ config: cfg, parse, execute, logger, agentId: `e-${stores.length}`, ackWaitMs });
+    stores.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  test('a runner that dies mid-job: another replica takes it over and runs only the tasks without a result', async () => {
+    const cfg = config();
+    // replica A answers three tasks and is stuck on three when it dies (its connection drops: no ack, no nak)
+    const a = fakeAgent(6);
+    const replicaA = await open(cfg, a.execute);
+    const { jobId } = await replicaA.submit(body(['a', 'b', 'c', 'hang', 'hang', 'hang']), {});
+    await until(async () => ((await replicaA.get(jobId, {}))?.results?.length ?? 0) === 3, 'three results stored');
+    await (replicaA as unknown as { nc: { close(): Promise<void> } }).nc.close();
+    const b = fakeAgent(6, { hang: false });
+    const replicaB = await open(cfg, b.execute);
+    const view = await replicaB.wait(jobId, {});
+    expect(view!.status).toBe('succeeded');
+    expect(view!.results!.map((r) => (r as { id: string }).id)).toEqual(['t0', 't1', 't2', 't3', 't4', 't5']);
+    // finished tasks were not run (billed) again; the three in flight at the death ran once more
+    expect(b.calls.sort()).toEqual(['t3', 't4', 't5']);
+    expect(view!.total_cost_usd).toBeCloseTo(6 * 0.25, 10);
+  });
+
+  test('a replica without lanes (a role that is not the entry) takes jobs but runs none; a runner does', async () => {
+    const cfg = config();
+    const idle = fakeAgent();
+    const front = await JetStreamJobService.connect({ config: cfg, parse, execute: idle.execute, logger, agentId: 'worker-0', lanes: 0 });
+    stores.push(front);
+    const { jobId } = await front.submit(body(['a', 'b']), {});
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await front.get(jobId, {}))!.status).toBe('queued');
+    const runner = fakeAgent();
+    await open(cfg, runner.execute);
+    expect((await front.wait(jobId, {}))!.status).toBe('succeeded');
+    expect(idle.calls).toEqual([]);
+    expect(runner.calls.sort()).toEqual(['t0', 't1']);
+  });
+
+  test('NATS restarted mid-job: the job still finishes, each task once', async () => {
+    const agent = fakeAgent(1, { delayMs: 150 });
+    const s = await open(config(), agent.execute, 5_000);
+    const { jobId } = await s.submit(body(['a', 'b', 'c', 'd', 'e', 'f']), {});
+    await until(() => agent.calls.length >= 2, 'two tasks started');
+    await nats.kill();
+    await new Promise((r) => setTimeout(r, 400));
+    await nats.start();
+    const view = await s.wait(jobId, {}).catch(async () => {
+      await until(async () => (await s.get(jobId, {}).catch(() => undefined)) !== undefined, 'store reachable again');
+      return s.wait(jobId, {});
+    });
+    expect(view!.status).toBe('succeeded');
+    expect(view!.results).toHaveLength(6);
+    expect(new Set(agent.calls).size).toBe(6);
+  });
+
+  test('NATS unreachable at submit: a 503 that says so, and nothing half-written', async () => {
+    const cfg = config();
+    const s = await open(cfg, fakeAgent().execute);
+    await nats.kill();
+    try {
+      await until(async () => {
+        const e = await s.submit(body(['a']), { idempotencyKey: 'down-1' }).catch((err: unknown) => err);
+        return e instanceof RequestError && e.status === 503;
+      }, 'a 503 at submit');
+      const e = (await s.submit(body(['a']), {}).catch((err: unknown) => err)) as RequestError;
+      expect(e.message).toMatch(/job store \(NATS at nats:\/\/127\.0\.0\.1:\d+\) is unreachable.*nothing was stored/);
+    } finally {
+      await nats.start();
+    }
+    // nothing in the bucket, nothing queued
+    const nc = await connect({ servers: nats.url });
+    try {
+      const kv = await new Kvm(nc).open(cfg.bucket);
+      const keys: string[] = [];
+      for await (const k of await kv.keys()) keys.push(k);
+      expect(keys).toEqual([]);
+      const jsm = await jetstreamManager(nc);
+      expect((await jsm.streams.info(cfg.stream)).state.messages).toBe(0);
+    } finally {
+      await nc.close();
+    }
+    // and once NATS is back the same submit works
+    await until(async () => (await s.submit(body(['a']), { idempotencyKey: 'down-1' }).catch(() => undefined)) !== undefined, 'submit after NATS is back');
+  });
+});
