@@ -1,6 +1,7 @@
 // The runtime is this repository's own workspace package (agent-runtime/), built before the tests run.
+// The module itself, not the package index (which loads the A2A SDK, an ES module root jest cannot require).
 // eslint-disable-next-line import/no-extraneous-dependencies
-import { roleIdentity as runtimeRoleIdentity } from '@cdk8s-agent-cluster/agent-runtime';
+import { roleIdentity as runtimeRoleIdentity } from '@cdk8s-agent-cluster/agent-runtime/dist/grpc/mtls';
 import { Duration, Testing } from 'cdk8s';
 import * as fc from 'fast-check';
 import { AgentCluster, AgentMtls, IssuerKind, Topology } from '../src';
