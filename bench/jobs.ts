@@ -181,7 +181,7 @@ export async function benchJobKill(runs = 3) {
   };
   const get = async (url: string, id: string) => (await fetch(`${url}/v1/jobs/${id}`)).json() as Promise<{ status: string; results?: Array<{ agent_id: string | null }> }>;
   const submit = async (url: string, n: number, tag: string) =>
-    ((await (await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', 'prefer': 'respond-async' }, body: JSON.stringify(job(n, tag)) })).json()) as { job_id: string }).job_id;
+    ((await (await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', prefer: 'respond-async' }, body: JSON.stringify(job(n, tag)) })).json()) as { job_id: string }).job_id;
   const until = async (url: string, id: string, done: (v: Awaited<ReturnType<typeof get>>) => boolean) => {
     for (;;) {
       const v = await get(url, id).catch(() => undefined);
