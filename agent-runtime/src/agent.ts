@@ -1,3 +1,4 @@
+import { a2aRoutes } from './a2a/routes';
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
@@ -36,7 +37,8 @@ export interface StartAgentOptions {
  * - the gRPC service, AgentService + grpc.health.v1 (grpc/server.ts);
  * - the HTTP API: health, metrics and, on every role, the job API
  *   (http/server.ts, http/job-routes.ts) over the job store (jobs/: in
- *   memory, or NATS JetStream with `jobStore`);
+ *   memory, or NATS JetStream with `jobStore`), and on the entry A2A over
+ *   the same jobs (a2a/routes.ts);
  * - the lifecycle: in-flight work and the drain (server/lifecycle.ts).
  */
 export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: StartAgentOptions = {}): Promise<AgentHandle> {
@@ -79,7 +81,8 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
 
   const grpcServer = createGrpcServer(core);
   const grpcPort = await grpcServer.bind(env.grpcPort);
-  const httpServer = createHttpServer(core, jobRoutes(core, jobs));
+  // the entry also speaks A2A, its tasks being the same jobs (the API is open: every caller is the same, untenanted)
+  const httpServer = createHttpServer(core, [...jobRoutes(core, jobs), ...(config.entry ? a2aRoutes(core, jobs, () => ({})) : [])]);
   const httpPort = await httpServer.listen(env.httpPort);
   logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role) }, 'agent serving');
 

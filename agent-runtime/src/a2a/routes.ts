@@ -9,9 +9,10 @@ import { A2aHttp } from './http';
  * The entry's A2A routes: `GET /.well-known/agent-card.json` (public: it is
  * how a client discovers the agent and its auth scheme) and `POST /a2a`
  * (JSON-RPC), whose tasks are the jobs of `jobs`. `callerOf` says who a
- * request is (the tenant of its API key); without it the API is open.
+ * request is (the tenant of its API key, as the job routes see it), so a
+ * task is visible only to the tenant that sent it.
  */
-export function a2aRoutes(core: AgentCore, jobs: JobService, callerOf: (req: IncomingMessage) => JobCaller = () => ({})): Route[] {
+export function a2aRoutes(core: AgentCore, jobs: JobService, callerOf: (req: IncomingMessage) => JobCaller): Route[] {
   const a2a = new A2aHttp({ config: core.config, jobs, logger: core.logger });
   return [
     {

@@ -1,15 +1,12 @@
-import * as http from 'node:http';
-import { AddressInfo } from 'node:net';
 import { TaskState } from '@a2a-js/sdk';
 import { Client } from '@a2a-js/sdk/client';
 import { LegacyJsonRpcTransport, parseLegacyAgentCard } from '@a2a-js/sdk/compat/v0_3/client';
 import { A2A_ERROR_CODE, RequestMalformedError, TaskNotCancelableError, TaskNotFoundError } from '@a2a-js/sdk/errors';
-import { A2aHttp } from '../../src/a2a/http';
 import { AgentConfig } from '../../src/config';
 import { JobCaller } from '../../src/jobs/job-service';
-import { silentLogger, workerConfig } from '../support/fixtures';
+import { workerConfig } from '../support/fixtures';
 import { ScriptedJobs } from '../support/scripted-jobs';
-import { a2aClient, brief, data, send, text, textOf } from './support';
+import { a2aClient, brief, data, send, serveA2a, text, textOf } from './support';
 
 // The A2A layer against a JobService whose tasks finish when the test says
 // so, served by node:http the way the entry's router serves it, and driven
@@ -30,34 +27,11 @@ const coordinator = (patch: Partial<AgentConfig> = {}): AgentConfig =>
 
 const TENANTS: Record<string, string> = { 'key-a': 'a', 'key-b': 'b' };
 
-async function serve(config: AgentConfig, jobs: ScriptedJobs): Promise<{ url: string; close: () => Promise<void> }> {
-  const a2a = new A2aHttp({ config, jobs, logger: silentLogger });
-  const server = http.createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && url === '/.well-known/agent-card.json') {
-      const card = a2a.card(req);
-      res.writeHead(card.status, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify(card.body));
-    }
+function serve(config: AgentConfig, jobs: ScriptedJobs) {
+  return serveA2a(config, jobs, (req): JobCaller => {
     const key = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const caller: JobCaller = key ? { tenant: TENANTS[key] } : {};
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    const reply = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    req.on('end', () => void a2a.rpc({ req, res, send: reply }, Buffer.concat(chunks).toString('utf8'), caller));
+    return key ? { tenant: TENANTS[key] } : {};
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
 }
 
 async function rpc(url: string, body: unknown, headers: Record<string, string> = {}) {
@@ -257,6 +231,11 @@ describe('bad requests get a JSON-RPC error with a message; the server keeps ser
     const res = await fetch(`${server.url}/a2a`, { method: 'POST', headers: { 'content-type': 'text/plain', ...v1 }, body: '{}' });
     expect(((await res.json()) as { error: { code: number } }).error.code).toBe(A2A_ERROR_CODE.CONTENT_TYPE_NOT_SUPPORTED);
     expect(await err({ jsonrpc: '2.0', id: 5, method: 'ListTasks', params: {} })).toMatchObject({ code: A2A_ERROR_CODE.UNSUPPORTED_OPERATION });
+    // bodies that are JSON but no request at all, in both protocol versions
+    for (const headers of [v1, {}]) {
+      for (const odd of ['null', '[]', '"x"', '1', '{}']) expect(await err(odd, headers)).toMatchObject({ code: expect.any(Number), message: expect.any(String) });
+    }
+    expect((await fetch(`${server.url}/.well-known/agent-card.json`)).status).toBe(200);
   });
 });
 

@@ -1,6 +1,43 @@
 import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import { AddressInfo } from 'node:net';
 import { Message, Part, Role, SendMessageRequest, StreamResponse } from '@a2a-js/sdk';
 import { Client, ClientFactory, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
+import { A2aHttp } from '../../src/a2a/http';
+import { AgentConfig } from '../../src/config';
+import { JobCaller, JobService } from '../../src/jobs/job-service';
+import { silentLogger } from '../support/fixtures';
+
+/**
+ * A2A over `jobs` on a node:http server, routed the way the entry's router
+ * does (the card on GET, JSON-RPC on POST); `callerOf` plays the API-key check.
+ */
+export async function serveA2a(config: AgentConfig, jobs: JobService, callerOf: (req: http.IncomingMessage) => JobCaller = () => ({})): Promise<{ url: string; close: () => Promise<void> }> {
+  const a2a = new A2aHttp({ config, jobs, logger: silentLogger });
+  const server = http.createServer((req, res) => {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'GET') {
+      const card = a2a.card(req);
+      return reply(card.status, card.body);
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => void a2a.rpc({ req, res, send: reply }, Buffer.concat(chunks).toString('utf8'), callerOf(req)));
+    return undefined;
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
 
 export function text(value: string): Part {
   return { content: { $case: 'text', value }, metadata: undefined, filename: '', mediaType: 'text/plain' };
