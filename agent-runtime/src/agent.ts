@@ -1,4 +1,4 @@
-import { a2aRoutes } from './a2a/routes';
+import type { a2aRoutes } from './a2a/routes';
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
@@ -85,7 +85,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const grpcServer = createGrpcServer(core, tls);
   const grpcPort = await grpcServer.bind(env.grpcPort);
   // the entry also speaks A2A, its tasks being the same jobs (the API is open: every caller is the same, untenanted)
-  const httpServer = createHttpServer(core, [...jobRoutes(core, jobs), ...(config.entry ? a2aRoutes(core, jobs, () => ({})) : [])]);
+  const httpServer = createHttpServer(core, [...jobRoutes(core, jobs), ...(config.entry ? loadA2aRoutes()(core, jobs, () => ({})) : [])]);
   const httpPort = await httpServer.listen(env.httpPort);
   logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role), mtls: tls !== undefined }, 'agent serving');
 
@@ -115,6 +115,16 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     });
 
   return { httpPort, grpcPort, metrics, shutdown };
+}
+
+/**
+ * The A2A SDK is loaded by the entry only, and only when it boots: it pulls
+ * in jose, whose ES modules jest's loader on Node 20 cannot require, so a
+ * test that imports this package's index must not load it.
+ */
+function loadA2aRoutes(): typeof a2aRoutes {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./a2a/routes') as typeof import('./a2a/routes')).a2aRoutes;
 }
 
 function loadToolbox(): typeof McpToolbox {
