@@ -43,6 +43,7 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     '@kubernetes-models/validate@^4.0.0',
     '@kubernetes-models/keda@^2.0.0',
     '@kubernetes-models/prometheus-operator@^6.0.0',
+    '@kubernetes-models/cert-manager@^6.0.0',
     'fast-check@^4.11.0',
     'json-schema-to-typescript@^16.0.0',
   ],

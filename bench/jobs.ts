@@ -181,7 +181,7 @@ export async function benchJobKill(runs = 3) {
   };
   const get = async (url: string, id: string) => (await fetch(`${url}/v1/jobs/${id}`)).json() as Promise<{ status: string; results?: Array<{ agent_id: string | null }> }>;
   const submit = async (url: string, n: number, tag: string) =>
-    ((await (await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', prefer: 'respond-async' }, body: JSON.stringify(job(n, tag)) })).json()) as { job_id: string }).job_id;
+    ((await (await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', 'prefer': 'respond-async' }, body: JSON.stringify(job(n, tag)) })).json()) as { job_id: string }).job_id;
   const until = async (url: string, id: string, done: (v: Awaited<ReturnType<typeof get>>) => boolean) => {
     for (;;) {
       const v = await get(url, id).catch(() => undefined);
@@ -207,7 +207,15 @@ export async function benchJobKill(runs = 3) {
       runner.child.kill('SIGKILL');
       const end = await until(survivor.url, id, final);
       const killToDoneMs = performance.now() - killedAt;
-      rows.push({ run, tasks: 40, status: end.status, uninterruptedJobMs: Math.round(uninterruptedMs), killToDoneMs: Math.round(killToDoneMs), ackWaitMs: 10_000, killToDoneOverAckWait: round(killToDoneMs / 10_000, 2) });
+      rows.push({
+        run,
+        tasks: 40,
+        status: end.status,
+        uninterruptedJobMs: Math.round(uninterruptedMs),
+        killToDoneMs: Math.round(killToDoneMs),
+        ackWaitMs: 10_000,
+        killToDoneOverAckWait: round(killToDoneMs / 10_000, 2),
+      });
       survivor.child.kill('SIGTERM');
       await new Promise((r) => survivor.child.once('exit', r));
     }

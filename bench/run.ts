@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchBudgets } from './budgets';
 import { benchJobKill, benchJobStore } from './jobs';
+import { benchMtls } from './mtls';
 import { benchCoordination, benchMemory, benchOverhead, benchOverload, benchResilience, benchThroughput, benchTracing, benchWorkflow, OverheadResult } from './runtime';
 import { writeJson } from './support';
 import { benchSynth } from './synth';
@@ -39,6 +40,7 @@ async function main() {
   await section('throughput', 'Throughput: 10,000 single-call tasks, hub-and-spoke with 2 workers vs direct calls, same concurrency', () => benchThroughput());
   await section('coordination', 'Coordination latency: a 100-task job per topology, mock latency 50 ms, vs ideal (latency x waves)', () => benchCoordination(manifests));
   await section('workflow', 'Workflow: a 4-step pipeline (a → b → c ∥ d), mock latency 50 ms, vs its ideal critical path (3 × 50 ms) and vs the same calls made directly', () => benchWorkflow());
+  await section('mtls', 'mTLS between agents vs plain-text gRPC: one-task jobs through a hub (coordinator + 2 workers), mock latency 0, both clusters up and alternating', () => benchMtls());
   await section('resilience', 'Resilience cost: executor with retry+breaker+bulkhead+timeout vs the bare client, nothing failing', () => benchResilience());
   await section('tracing', 'Tracing (issue 12): 100-task jobs through a hub with one worker, OTLP/HTTP JSON export to a local collector vs no endpoint, clusters up side by side, rounds alternating', () => benchTracing());
   await section('memory', 'Memory per in-flight task: one worker holding 2,000 upstream calls open', () => benchMemory());

@@ -1,14 +1,15 @@
 import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { AgentCluster, AgentRoleSpec, Autoscaling, EnvValue, JobStore, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
+import { AgentCluster, AgentMtls, AgentRoleSpec, Autoscaling, EnvValue, JobStore, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
 
 // A hierarchical cluster as a platform team would run it: a dedicated,
 // tainted node pool, images from a private registry, cloud workload identity
 // on the ServiceAccounts, durable jobs on an in-namespace NATS JetStream
 // cluster, KEDA scaling (the coordinator on its job queue, the others on the
 // runtime's own load metric), Prometheus Operator scraping and alerts, a
-// Grafana dashboard, and a log shipper sidecar. Needs KEDA, the Prometheus
-// Operator, Grafana's dashboard sidecar and a default StorageClass (see
+// Grafana dashboard, a log shipper sidecar, and mTLS between the agents from
+// a CA the cluster makes itself. Needs KEDA, the Prometheus Operator,
+// cert-manager, Grafana's dashboard sidecar and a default StorageClass (see
 // README, "Running it in production").
 
 const REGISTRY = 'registry.example.com/platform';
@@ -73,6 +74,7 @@ export function productionChart(app: App): Chart {
       minSuccessRate: 0.97,
       maxSpendUsdPerHour: 40,
     },
+    mtls: AgentMtls.selfSigned(),
   });
   return chart;
 }

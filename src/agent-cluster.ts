@@ -3,6 +3,7 @@ import { Construct, Node } from 'constructs';
 import { Autoscaling } from './agent-autoscaler';
 import { AgentDeployment, AgentDeploymentProps, AgentUpstream, PEERS_FILE_KEY, upstreamProblems } from './agent-deployment';
 import { AgentMonitoring, AgentMonitoringOptions } from './agent-monitoring';
+import { AgentMtls } from './agent-mtls';
 import { AgentLimitRange, AgentNamespace, AgentQuota } from './agent-namespace';
 import { AgentKind, WorkerKind } from './agent-role';
 import { ApiAuth } from './api-auth';
@@ -97,6 +98,8 @@ export interface AgentClusterProps {
   readonly jobStore?: JobStore;
   /** OpenTelemetry traces: every agent gets OTEL_EXPORTER_OTLP_* for this collector and egress to it. @default - no tracing */
   readonly tracing?: AgentTracingOptions;
+  /** mTLS between agents, each callee admitting only the roles with an edge to it: `AgentMtls.selfSigned()` or `AgentMtls.certManager(...)` (needs cert-manager's CRDs). @default - none: plain-text gRPC, the NetworkPolicies alone enforce the edges */
+  readonly mtls?: AgentMtls;
 }
 
 /** Longest system prompt the runtime's config schema accepts, in characters. */
@@ -106,7 +109,7 @@ const DEFAULT_TOOL_CALL_TIMEOUT_MS = 10000;
 
 const CLUSTER_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
 /** Children of an AgentCluster that are not roles: a role of the same name would collide with them. */
-const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring', 'job-store']);
+const RESERVED_IDS = new Set(['namespace', 'priority-high', 'priority-worker', 'mesh-policy', 'entry-policy', 'peers', 'monitoring', 'job-store', 'mtls']);
 // The top-level `"peers": []` of a rendered config; inside a JSON string the
 // quotes would be escaped, so this text can only be the key itself.
 const PEERS_EMPTY = '"peers": []';
@@ -284,6 +287,7 @@ export class AgentCluster extends Construct {
         pods: mergePodOptions(mergePodOptions(mergePodOptions(tracingPodOptions(props.tracing), props.pods), r.spec.pods), this.jobStore?.pods),
         peersConfigMapName,
         secretMounts: r.entry ? apiAuth._mounts(this.name) : undefined,
+        tlsSecretName: props.mtls?.secretNameFor(role),
       };
       renderedConfigProps.add(deploymentProps);
       const agent = new AgentDeployment(this, role, deploymentProps);
@@ -296,6 +300,7 @@ export class AgentCluster extends Construct {
     // Problems about roles that have no construct of their own (duplicates, reserved names) stay on the cluster.
     for (const [role, lines] of roleErrors) if (!this.agents.has(role)) errors.push(...lines.map((l) => `roles.${role}.${l}`));
 
+    props.mtls?._bind(this, 'mtls', { name: this.name, namespace: this.namespace, roles: [...this.agents.keys()] });
     this.createNetworkPolicies(props);
     addTracingEgress(this, props.tracing, { name: this.name, namespace: this.namespace });
     if (props.monitoring) {
@@ -418,6 +423,7 @@ export class AgentCluster extends Construct {
       ...(props.clusterHourlyBudgetUsd !== undefined ? { budgets: { clusterHourlyUsd: props.clusterHourlyBudgetUsd } } : {}),
       // every role: the entry pulls jobs, the others reach the KV (budgets)
       ...(this.jobStore ? { jobStore: this.jobStore.config } : {}),
+      ...(props.mtls ? { tls: props.mtls._tlsConfig(this.topology, role) } : {}),
     };
     const json = JSON.stringify(config, null, 2);
     // Peer lists are rendered once per distinct callee set and spliced in.

@@ -1,6 +1,7 @@
 import { ApiObject, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct, Node } from 'constructs';
+import { TLS_MOUNT_PATH } from './agent-mtls';
 import { peerAddress } from './contract';
 import { imageProblems } from './images';
 import { renderedConfigProps } from './internal';
@@ -92,6 +93,8 @@ export interface AgentDeploymentProps {
   readonly peersConfigMapName?: string;
   /** MCP servers the role calls: a server's bearer token Secret becomes its env var (secretKeyRef). @default - none */
   readonly mcpServers?: McpServer[];
+  /** Secret with the role's mTLS certificate (tls.crt, tls.key, ca.crt), mounted read-only at /etc/agent-tls; liveness then probes HTTP, since the kubelet's gRPC probe has no client certificate. @default - none: plain-text gRPC */
+  readonly tlsSecretName?: string;
   /** Secrets mounted read-only as files into the agent container (AgentCluster: the entry's API keys). @default - none */
   readonly secretMounts?: SecretMount[];
 }
@@ -178,8 +181,8 @@ export class AgentDeployment extends Construct {
     this.validate(props, image, res, drainSeconds, () =>
       podOptionProblems(pods, {
         env: reservedEnv,
-        volumes: new Set(['config', 'tmp', ...secretVolumes.map((v) => v.name)]),
-        mountPaths: [CONFIG_MOUNT_PATH, '/tmp', ...secretMounts.map((m) => m.mountPath)],
+        volumes: new Set(['config', 'tmp', ...(props.tlsSecretName ? ['tls'] : []), ...secretVolumes.map((v) => v.name)]),
+        mountPaths: [CONFIG_MOUNT_PATH, '/tmp', ...(props.tlsSecretName ? [TLS_MOUNT_PATH] : []), ...secretMounts.map((m) => m.mountPath)],
         labels: new Set(Object.keys(this.selector)),
       }),
     );
@@ -283,7 +286,7 @@ export class AgentDeployment extends Construct {
                   failureThreshold: 30,
                 },
                 livenessProbe: {
-                  grpc: { port: GRPC_PORT },
+                  ...(props.tlsSecretName ? { httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') } } : { grpc: { port: GRPC_PORT } }),
                   periodSeconds: 10,
                   timeoutSeconds: 2,
                   failureThreshold: 3,
@@ -294,11 +297,24 @@ export class AgentDeployment extends Construct {
                   timeoutSeconds: 2,
                   failureThreshold: 2,
                 },
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }, ...secretMounts, ...(pods.volumeMounts ?? [])],
+                volumeMounts: [
+                  { name: 'config', mountPath: CONFIG_MOUNT_PATH, readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                  ...(props.tlsSecretName ? [{ name: 'tls', mountPath: TLS_MOUNT_PATH, readOnly: true }] : []),
+                  ...secretMounts,
+                  ...(pods.volumeMounts ?? []),
+                ],
               },
               ...sidecars,
             ],
-            volumes: [configVolume, { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } }, ...secretVolumes, ...(pods.volumes ?? [])],
+            volumes: [
+              configVolume,
+              { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } },
+              // readable by the pod's group (fsGroup) only
+              ...(props.tlsSecretName ? [{ name: 'tls', secret: { secretName: props.tlsSecretName, defaultMode: 0o440 } }] : []),
+              ...secretVolumes,
+              ...(pods.volumes ?? []),
+            ],
           },
         },
       },
@@ -384,6 +400,9 @@ export class AgentDeployment extends Construct {
         if (props.upstream && !renderedConfigProps.has(props)) errors.push(...upstreamProblems(props.upstream, 'upstream'));
         if (props.peersConfigMapName !== undefined && !isDnsSubdomain(props.peersConfigMapName)) {
           errors.push(fail('peersConfigMapName', `'${props.peersConfigMapName}' is not a valid ConfigMap name`, 'use lower-case letters, digits, dashes and dots'));
+        }
+        if (props.tlsSecretName !== undefined && !isDnsSubdomain(props.tlsSecretName)) {
+          errors.push(fail('tlsSecretName', `'${props.tlsSecretName}' is not a valid Secret name`, 'use lower-case letters, digits, dashes and dots'));
         }
         if (!isDnsLabel(this.role)) errors.push(fail('role', `'${this.role}' is not a DNS label`, 'use lower-case letters, digits and dashes, at most 63 characters'));
         // AgentCluster checks its roles' replicas itself (an autoscaled role's count comes from the autoscaler).

@@ -7,6 +7,7 @@ export * from './agent-namespace';
 export * from './agent-deployment';
 export * from './agent-autoscaler';
 export * from './agent-monitoring';
+export { AgentMtls, AgentCertificateOptions, CertManagerIssuerOptions, IssuerKind, SelfSignedMtlsOptions } from './agent-mtls';
 export { AgentTracingOptions, OtlpProtocol } from './tracing';
 export { AgentPodOptions, AgentToleration, EnvValue } from './pod-options';
 export * from './priority-class';

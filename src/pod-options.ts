@@ -179,7 +179,7 @@ export function podOptionProblems(o: AgentPodOptions, reserved: ReservedNames): 
   const checkMounts = (field: string, mounts: k8s.VolumeMount[]) => {
     mounts.forEach((m, i) => {
       if (!volumeNames.has(m.name)) p(`${field}[${i}].name`, `mounts volume '${m.name}', which no volume defines`, 'add it to volumes or fix the name');
-      if (reserved.mountPaths.some((r) => m.mountPath === r || m.mountPath.startsWith(`${r}/`))) p(`${field}[${i}].mountPath`, `${m.mountPath} is where the constructs mount the config or /tmp`, 'mount somewhere else');
+      if (reserved.mountPaths.some((r) => m.mountPath === r || m.mountPath.startsWith(`${r}/`))) p(`${field}[${i}].mountPath`, `${m.mountPath} is where the constructs mount the config, /tmp or the mTLS certificate`, 'mount somewhere else');
     });
   };
   checkMounts('volumeMounts', o.volumeMounts ?? []);

@@ -13,7 +13,7 @@ const ROLES = ['coordinator', 'execution-supervisor', 'quality-supervisor', 'tas
 test('every built-in object validates against the Kubernetes schemas and every CRD object against its CRD schema', () => {
   for (const o of objs.filter((x) => !isCrdObject(x))) expect(() => validateK8s(o)).not.toThrow();
   const crds = objs.filter(isCrdObject);
-  expect(new Set(crds.map((o) => o.kind))).toEqual(new Set(['ScaledObject', 'ServiceMonitor', 'PrometheusRule']));
+  expect(new Set(crds.map((o) => o.kind))).toEqual(new Set(['ScaledObject', 'ServiceMonitor', 'PrometheusRule', 'Certificate', 'Issuer']));
   expect(validateCrds(crds).filter((r) => r.error !== null)).toEqual([]);
 });
 

@@ -1,8 +1,9 @@
-import { a2aRoutes } from './a2a/routes';
+import type { a2aRoutes } from './a2a/routes';
 import { openBudgets } from './budget/open';
 import { AgentConfig, callsUpstream, RuntimeEnv } from './config';
 import { Dispatcher } from './coordination/dispatcher';
 import { PeerPool } from './coordination/peers';
+import { AgentTls } from './grpc/mtls';
 import { createGrpcServer } from './grpc/server';
 import { authenticatorFor, callerOf } from './http/auth';
 import { jobRoutes } from './http/job-routes';
@@ -56,7 +57,9 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   const toolbox = client && config.tools ? new (loadToolbox())({ tools: config.tools, logger, metrics }) : undefined;
   toolbox?.warm();
   const executor = client ? new InferenceExecutor({ config, client, metrics, logger, agentId: env.agentId, tools: toolbox, tracer, budgets }) : undefined;
-  const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger) : undefined;
+  // mTLS (config `tls`): the files are checked before anything serves; peers are dialled with this role's certificate
+  const tls = config.tls ? await AgentTls.load(config, { metrics, logger }) : undefined;
+  const pool = config.peers.length > 0 ? new PeerPool(config.peers, env.peerEndpoints, logger, undefined, tls?.dial) : undefined;
   const dispatcher = pool ? new Dispatcher({ pool, fanOut: config.fanOut.concurrency, metrics, logger, agentId: env.agentId, role: config.role, maxMessageBytes: config.limits.maxRequestBytes, tracer }) : undefined;
   await pool?.start();
 
@@ -85,15 +88,15 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
   metrics.reportReadiness(() => core.ready().ok);
   const jobs = await openJobStore(core);
 
-  const grpcServer = createGrpcServer(core);
+  const grpcServer = createGrpcServer(core, tls);
   const grpcPort = await grpcServer.bind(env.grpcPort);
   // the entry also speaks A2A, its tasks being the same jobs; both see the tenant of the request's API key
   const httpServer = createHttpServer(core, [
     ...jobRoutes(core, jobs, { callerOf: (c) => (c.tenant ? { tenant: c.tenant.tenant } : {}) }),
-    ...(config.entry ? a2aRoutes(core, jobs, callerOf) : []),
+    ...(config.entry ? loadA2aRoutes()(core, jobs, callerOf) : []),
   ]);
   const httpPort = await httpServer.listen(env.httpPort);
-  logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role) }, 'agent serving');
+  logger.info({ httpPort, grpcPort, kind: config.kind, peers: config.peers.map((p) => p.role), mtls: tls !== undefined }, 'agent serving');
 
   const shutdown = () =>
     lifecycle.shutdown({
@@ -112,6 +115,7 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
         await jobs.close();
         await grpcServer.close();
         pool?.close();
+        tls?.close();
         await client?.close();
         await toolbox?.close();
         await budgets.close();
@@ -121,6 +125,16 @@ export async function startAgent(config: AgentConfig, env: RuntimeEnv, opts: Sta
     });
 
   return { httpPort, grpcPort, metrics, shutdown };
+}
+
+/**
+ * The A2A SDK is loaded by the entry only, and only when it boots: it pulls
+ * in jose, whose ES modules jest's loader on Node 20 cannot require, so a
+ * test that imports this package's index must not load it.
+ */
+function loadA2aRoutes(): typeof a2aRoutes {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./a2a/routes') as typeof import('./a2a/routes')).a2aRoutes;
 }
 
 function loadToolbox(): typeof McpToolbox {

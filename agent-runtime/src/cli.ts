@@ -14,6 +14,7 @@ const USAGE = `agent-runtime <command>
                     [--api-keys <keys.json>] (without it the entry's API runs open)
                     [--nats-url <url>] (the job store's NATS; default: a nats-server from PATH
                     when the manifests name a job store)
+                    [--no-mtls] (plain-text gRPC between agents; default: mTLS with a throwaway CA)
                   prints 'agent <pod> pid <pid> http <port> grpc <port>' per agent process start
                   (dead agents are started again) and 'ready <entry URL>' once all are ready
   mock-upstream   a local OpenAI-compatible mock: [--port N] [--latency-ms N] [--error-rate F] [--api-key K]
@@ -36,7 +37,7 @@ async function serve(): Promise<void> {
   try {
     agent = await startAgent(settings.config, settings.env);
   } catch (e) {
-    // config problems found while booting (keys.json, the job store): one line, no stack
+    // what only booting can check (keys.json, the job store, the mTLS files) is a configuration problem too
     if (e instanceof ConfigError) {
       process.stderr.write(`agent-runtime: invalid configuration: ${e.message}\n`);
       process.exit(1);

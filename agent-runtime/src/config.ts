@@ -20,6 +20,8 @@ export type RoleBehavior = generated.RoleBehavior;
 export type McpServerEntry = generated.McpServerEntry;
 /** MCP tools offered to the role's model (config `tools`). */
 export type RoleTools = generated.RoleTools;
+/** mTLS between agents (config `tls`, CONTRACT.md "mTLS"). */
+export type TlsConfig = generated.TlsConfig;
 /** The durable job store: NATS JetStream (config `jobStore`). */
 export type JobStoreConfig = generated.JobStoreConfig;
 

@@ -16,6 +16,8 @@ export { startLocalCluster, readRoles, agentStartLine } from './local/launcher';
 export { startNatsServer, findNatsServer, NatsServerNotFoundError, NATS_INSTALL_COMMAND } from './local/nats';
 export type { NatsServer, NatsServerOptions } from './local/nats';
 export type { LocalCluster, LocalAgent, LocalClusterOptions } from './local/launcher';
+export type { LocalTlsFiles } from './local/tls';
+export { roleIdentity } from './grpc/mtls';
 export { fitToWindow, countTokens } from './context/window';
 export { costUsd } from './cost';
 export { createLogger } from './logger';

@@ -41,6 +41,8 @@ export class RuntimeMetrics implements BudgetMetrics {
   readonly budgetRefusals: Counter<'budget'>;
   readonly budgetConflicts: Counter;
   readonly authFailures: Counter<'reason'>;
+  /** gRPC calls refused by the per-edge mTLS rule (grpc/mtls.ts): caller_not_allowed, no_role. */
+  readonly grpcRefused: Counter<'reason'>;
   // ---- OpenTelemetry GenAI client metrics, in Prometheus form (attribute dots become underscores) ----
   readonly genAiTokenUsage: Histogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_response_model' | 'gen_ai_token_type'>;
   readonly genAiOperationDuration: Histogram<'gen_ai_operation_name' | 'gen_ai_provider_name' | 'gen_ai_request_model' | 'gen_ai_response_model' | 'error_type'>;
@@ -48,6 +50,7 @@ export class RuntimeMetrics implements BudgetMetrics {
   constructor(labels: Record<string, string> = {}) {
     const registers = [this.registry];
     this.registry.setDefaultLabels(labels);
+    this.grpcRefused = new Counter({ name: 'agent_grpc_refused_total', help: 'gRPC calls refused by mTLS per-edge authorization, by reason (caller_not_allowed, no_role)', labelNames: ['reason'], registers });
     collectDefaultMetrics({ register: this.registry });
     this.upstreamRequests = new Counter({ name: 'agent_upstream_requests_total', help: 'Upstream attempts by model and outcome', labelNames: ['model', 'outcome'], registers });
     this.upstreamLatency = new Histogram({

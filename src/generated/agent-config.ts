@@ -306,4 +306,8 @@ export interface TlsConfig {
    * Roles with an edge of the topology to this role; callers presenting another role are refused with PERMISSION_DENIED.
    */
   allowedCallers: DnsLabel[];
+  /**
+   * A mesh: every role in peers (inline or peersFile) may call this role too, so the callers are not listed again in each member's config.
+   */
+  peersMayCall?: boolean;
 }

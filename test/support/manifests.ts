@@ -99,8 +99,8 @@ export function resolvePeers(config: Record<string, any>, objs: K8sObject[]): Re
   return { ...rest, peers: JSON.parse(cm.data[peersFile]) };
 }
 
-/** API groups whose objects need a CRD (KEDA, Prometheus Operator). */
-export const CRD_GROUPS = new Set(['keda.sh', 'monitoring.coreos.com']);
+/** API groups whose objects need a CRD (KEDA, Prometheus Operator, cert-manager). */
+export const CRD_GROUPS = new Set(['keda.sh', 'monitoring.coreos.com', 'cert-manager.io']);
 
 /** True for an object of a CRD rather than a built-in kind. */
 export function isCrdObject(o: K8sObject): boolean {
@@ -108,7 +108,7 @@ export function isCrdObject(o: K8sObject): boolean {
 }
 
 /**
- * Validates CRD objects against the KEDA and Prometheus Operator schemas of
+ * Validates CRD objects against the KEDA, Prometheus Operator and cert-manager schemas of
  * the @kubernetes-models packages (ES modules, so in a child process).
  * Returns one `{ kind, name, error }` per object; error is null when valid.
  */

@@ -1,4 +1,4 @@
-// Validates CRD objects (KEDA, Prometheus Operator) with the
+// Validates CRD objects (KEDA, Prometheus Operator, cert-manager) with the
 // @kubernetes-models packages, which ship only as ES modules: jest runs the
 // tests as CommonJS, so the tests call this script in a child process.
 // stdin: a JSON array of objects; stdout: a JSON array of
@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 const MODULES = {
   'keda.sh/v1alpha1': '@kubernetes-models/keda/keda.sh/v1alpha1',
   'monitoring.coreos.com/v1': '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1',
+  'cert-manager.io/v1': '@kubernetes-models/cert-manager/cert-manager.io/v1',
 };
 
 const objs = JSON.parse(readFileSync(0, 'utf8'));

@@ -152,6 +152,12 @@ export class Dispatcher {
           this.queue.release(ep, key);
           continue; // the loop reports deadline_exceeded
         }
+        if (err.code === grpc.status.PERMISSION_DENIED) {
+          // mTLS: the callee's role does not admit this one (a config that disagrees with the
+          // topology); its other pods would answer the same, so trying them only adds load
+          this.queue.release(ep, key);
+          return fail('unavailable', `refused by the callee: ${last}`);
+        }
         pool.markUnhealthy(ep.address);
         // held before its slot is given back, so no waiter is sent straight to it
         this.queue.hold(ep);

@@ -32,6 +32,8 @@ export class PeerPool {
     private readonly overrides: Readonly<Record<string, readonly string[]>>,
     private readonly logger: Logger,
     private readonly refreshMs = 5000,
+    /** Opens the channel to one pod of a peer (mTLS: with the role's certificate). @default plain text */
+    private readonly dial: (address: string, peer: PeerEntry) => AgentServiceClient = (address) => newClient(address),
   ) {}
 
   async start(): Promise<void> {
@@ -168,7 +170,7 @@ export class PeerPool {
     let added = false;
     for (const [address, p] of want) {
       if (!this.endpoints.has(address)) {
-        this.endpoints.set(address, { role: p.role, address, client: newClient(address), maxInFlight: p.maxInFlightTasks, inFlight: 0, unhealthyUntil: 0, heldUntil: 0 });
+        this.endpoints.set(address, { role: p.role, address, client: this.dial(address, p), maxInFlight: p.maxInFlightTasks, inFlight: 0, unhealthyUntil: 0, heldUntil: 0 });
         added = true;
       }
     }

@@ -4,6 +4,7 @@ import { AdmittedGroup } from '../server/admission';
 import { AgentCore } from '../server/core';
 import type { AgentTracer, TraceCarrier } from '../telemetry';
 import { Task, TaskResult } from '../types';
+import { AgentTls } from './mtls';
 import { agentService, ExecuteRequest, ExecuteResponse, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult } from './service';
 
 export interface AgentGrpcServer {
@@ -20,11 +21,13 @@ export interface AgentGrpcServer {
 
 /**
  * The callee side of agent-to-agent calls: AgentService (unary Execute and
- * the Session stream, see proto/agent.proto) and grpc.health.v1.
+ * the Session stream, see proto/agent.proto) and grpc.health.v1; over mTLS
+ * when `tls` is given (config `tls`).
  */
-export function createGrpcServer(core: AgentCore): AgentGrpcServer {
+export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServer {
   const { config, env, logger, admission, lifecycle, run, tracer } = core;
-  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': config.limits.maxRequestBytes });
+  // with mTLS, every AgentService call passes the per-edge rule first (grpc/mtls.ts)
+  const server = new grpc.Server({ ...SERVER_OPTIONS, 'grpc.max_receive_message_length': config.limits.maxRequestBytes, interceptors: tls ? [tls.authorize] : [] });
   const health = new HealthImplementation({ '': 'SERVING', 'agents.v1.AgentService': 'SERVING' });
   const sessions = new Map<grpc.ServerDuplexStream<TaskBatch, ResultBatch>, () => void>();
 
@@ -110,7 +113,7 @@ export function createGrpcServer(core: AgentCore): AgentGrpcServer {
 
   return {
     server,
-    bind: (port) => new Promise<number>((resolve, reject) => server.bindAsync(`0.0.0.0:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))),
+    bind: (port) => new Promise<number>((resolve, reject) => server.bindAsync(`0.0.0.0:${port}`, tls?.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)))),
     notServing: () => {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('agents.v1.AgentService', 'NOT_SERVING');

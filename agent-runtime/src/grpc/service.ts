@@ -110,9 +110,10 @@ export const SERVER_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_timeout_ms': 5000,
 };
 
-export function newClient(address: string): AgentServiceClient {
+/** A client of one pod: plain text, or (mTLS) the given credentials and extra channel options. */
+export function newClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}): AgentServiceClient {
   const { Client } = agentService();
-  return new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as AgentServiceClient;
+  return new Client(address, credentials, { ...CHANNEL_OPTIONS, ...options }) as unknown as AgentServiceClient;
 }
 
 function toWireMessage(m: ChatMessage): WireMessage {

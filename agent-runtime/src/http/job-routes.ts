@@ -1,5 +1,4 @@
 import { JobCaller } from '../jobs/job-service';
-import { JobStoreUnavailableError } from '../jobs/records';
 import { JobStore } from '../jobs/store';
 import { AgentCore } from '../server/core';
 import { TaskResult } from '../types';
@@ -56,11 +55,8 @@ async function submit(store: JobStore, raw: string, caller: JobCaller, key: stri
   try {
     return await store.submit(raw, { ...caller, ...(key !== undefined ? { idempotencyKey: key } : {}), ...(trace ? { trace } : {}) });
   } catch (e) {
-    if (e instanceof RequestError) {
-      core.metrics.jobs.inc({ outcome: 'rejected' });
-      throw e;
-    }
-    if (e instanceof JobStoreUnavailableError) throw new RequestError(503, e.message);
+    // a bad body (4xx) counts as rejected; a store that cannot be reached is the store's 503
+    if (e instanceof RequestError && e.status < 500) core.metrics.jobs.inc({ outcome: 'rejected' });
     throw e;
   }
 }
@@ -121,14 +117,14 @@ async function postJob(core: AgentCore, store: JobStore, c: RequestContext, call
 }
 
 async function getJob(core: AgentCore, store: JobStore, c: RequestContext, caller: JobCaller): Promise<void> {
-  const view = await guard(store.get(c.params[0], caller));
+  const view = await store.get(c.params[0], caller);
   if (!view) throw notFound(c.params[0]);
   const budgets = await budgetsOf(core, view, c.tenant);
   c.send(200, budgets ? { ...view, budgets } : view);
 }
 
 async function cancelJob(store: JobStore, c: RequestContext, caller: JobCaller): Promise<void> {
-  const view = await guard(store.cancel(c.params[0], caller));
+  const view = await store.cancel(c.params[0], caller);
   if (!view) throw notFound(c.params[0]);
   c.send(200, view);
 }
@@ -142,7 +138,7 @@ async function jobEvents(store: JobStore, c: RequestContext, caller: JobCaller):
   const closed = new AbortController();
   c.res.once('close', () => closed.abort());
   const last = c.req.headers['last-event-id'];
-  const events = await guard(store.events(c.params[0], caller, typeof last === 'string' && last !== '' ? last : undefined, closed.signal));
+  const events = await store.events(c.params[0], caller, typeof last === 'string' && last !== '' ? last : undefined, closed.signal);
   if (!events) throw notFound(c.params[0]);
   c.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
   c.res.flushHeaders();
@@ -156,13 +152,6 @@ async function jobEvents(store: JobStore, c: RequestContext, caller: JobCaller):
     clearInterval(ping);
     c.res.end();
   }
-}
-
-/** A store that cannot be reached answers 503 with its reason. */
-function guard<T>(p: Promise<T>): Promise<T> {
-  return p.catch((e: unknown) => {
-    throw e instanceof JobStoreUnavailableError ? new RequestError(503, e.message) : e;
-  });
 }
 
 /**

@@ -233,19 +233,22 @@ export class JetStreamJobService implements JobStore {
     const done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`);
     let wake: (() => void) | undefined;
     let announced = false;
+    let final: JobRecord | undefined;
     void (async () => {
-      for await (const _ of done) {
+      for await (const m of done) {
         announced = true;
+        if (m.data.length > 0) final = m.json<JobRecord>();
         wake?.();
       }
     })();
     try {
       for (;;) {
+        if (final && isFinal(final.status) && final.job_id === jobId) return this.visible(final, caller) ? await this.settled(jobId, final) : undefined;
         const s = await this.state(jobId);
         if (!s || !this.visible(s.rec, caller)) return undefined;
         if (isFinal(s.rec.status)) return await this.settled(jobId, s.rec);
         if (signal?.aborted) throw signal.reason;
-        if (!announced) {
+        if (!announced && !final) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(() => wake?.(), 1_000);
             const onAbort = () => wake?.();
@@ -452,8 +455,11 @@ export class JetStreamJobService implements JobStore {
         return { ...r, status: finalStatus(all.values()), ...(inline ? { results: inline } : {}) };
       };
       const next = end(start.rec);
-      if (!next || !(await this.cas(next, start.revision))) await this.transition(jobId, end);
-      this.nc.publish(`${this.opts.config.stream}.done.${jobId}`);
+      const written = next ? await this.casWritten(next, start.revision) : undefined;
+      if (!written) await this.transition(jobId, end);
+      // the announcement carries the final record when it is small, so a waiting POST answers without a read
+      const text = written ? encode(written) : '';
+      this.nc.publish(`${this.opts.config.stream}.done.${jobId}`, text.length <= MAX_INLINE_BYTES * 2 ? text : '');
       await ackSafely(m);
     } finally {
       clearInterval(heartbeat);
@@ -472,6 +478,18 @@ export class JetStreamJobService implements JobStore {
   private async cas(rec: JobRecord, revision: number): Promise<number | undefined> {
     try {
       return await this.kv.update(stateKey(rec.job_id), encode({ ...rec, updated_at: new Date().toISOString() }), revision);
+    } catch (e) {
+      if (isConflict(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** As `cas`, returning the record as written. */
+  private async casWritten(rec: JobRecord, revision: number): Promise<JobRecord | undefined> {
+    const out = { ...rec, updated_at: new Date().toISOString() };
+    try {
+      await this.kv.update(stateKey(rec.job_id), encode(out), revision);
+      return out;
     } catch (e) {
       if (isConflict(e)) return undefined;
       throw e;

@@ -99,12 +99,3 @@ export function reuseOf(key: string, entry: IdempotencyEntry | undefined, hash: 
   }
   return entry.job_id;
 }
-
-/** A job store that cannot be reached: the API answers 503 and nothing was kept. */
-export class JobStoreUnavailableError extends Error {
-  readonly status = 503;
-  constructor(message: string) {
-    super(message);
-    this.name = 'JobStoreUnavailableError';
-  }
-}

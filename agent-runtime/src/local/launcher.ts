@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { peerHost } from '../config';
 import { ApiKeys } from '../http/auth';
+import { localTls, LocalTlsFiles } from './tls';
 import { NatsServer, NatsServerNotFoundError, startNatsServer } from './nats';
 import { freePort } from './ports';
 
@@ -102,6 +103,12 @@ export interface LocalClusterOptions {
    */
   readonly apiKeysFile?: string;
   /**
+   * mTLS between the agents: a throwaway CA and one certificate per role in
+   * the temp dir, `tls` put into every config (local/tls.ts). False runs
+   * gRPC in plain text (and drops a `tls` the manifests carry). @default true
+   */
+  readonly mtls?: boolean;
+  /**
    * NATS for the roles whose config has a `jobStore`: their `jobStore.url`
    * becomes this (credentials dropped, stream replicas 1). Without it, and
    * when some config has a `jobStore`, a `nats-server` from PATH is started
@@ -130,6 +137,8 @@ export interface LocalCluster {
   agent(role: string, replica?: number): LocalAgent;
   /** Sends `signal` to one agent process (with restartPolicy Always, it comes back). */
   kill(role: string, replica?: number, signal?: NodeJS.Signals): void;
+  /** The certificate, key and CA files local mode made for a role (undefined with mTLS off). */
+  tlsFiles(role: string): LocalTlsFiles | undefined;
   /** Resolves once the agent's current process answers /readyz with 200 (e.g. after a restart). */
   ready(role: string, replica?: number, timeoutMs?: number): Promise<LocalAgent>;
   stop(): Promise<void>;
@@ -307,6 +316,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     natsUrl = nats.url;
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-local-'));
+  const withTls = localTls(dir, roles, opts.mtls ?? true);
   let stopping = false;
   let booted = false;
   const bootErrors: string[] = [];
@@ -325,6 +335,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       if (fileName === 'agent-config.json' && opts.mcpUrls) content = withMcpUrls(content, opts.mcpUrls);
       if (fileName === 'agent-config.json' && natsUrl !== undefined) content = withNatsUrl(content, natsUrl);
       if (fileName === 'agent-config.json') content = withLocalAuth(content, opts.apiKeysFile);
+      if (fileName === 'agent-config.json') content = withTls.configure(p.role.name, content);
       writeFileSync(path.join(roleDir, fileName), content);
     }
     const configFile = path.join(roleDir, 'agent-config.json');
@@ -461,6 +472,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     nats,
     agent: find,
     kill: (role, replica = 0, signal = 'SIGKILL') => find(role, replica).process.kill(signal),
+    tlsFiles: (role) => withTls.files(role),
     ready: async (role, replica = 0, timeoutMs = 60000) => {
       const a = find(role, replica);
       const until = Date.now() + timeoutMs;
@@ -475,7 +487,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   };
 }
 
-/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N] [--nats-url <url>]` */
+/** `agent-runtime local --manifests <file> --upstream-url <url> [--replicas N] [--nats-url <url>] [--no-mtls]` */
 export async function runLocalCli(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -491,6 +503,8 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       'api-keys': { type: 'string' },
       // the job store's NATS instead of a local nats-server
       'nats-url': { type: 'string' },
+      // plain-text gRPC between the agents instead of local mTLS
+      'no-mtls': { type: 'boolean', default: false },
     },
   });
   const mcpUrls: Record<string, string> = {};
@@ -526,6 +540,7 @@ export async function runLocalCli(argv: string[]): Promise<void> {
       mcpUrls,
       natsUrl,
       apiKeysFile: values['api-keys'],
+      mtls: !values['no-mtls'],
       onAgentStart: (line) => process.stdout.write(`${line}\n`),
     });
   } catch (e) {

@@ -101,8 +101,11 @@ test('hub-and-spoke: SIGTERM on a worker mid-job drains its work and exits 0', a
   mock.setBehaviour({ latencyMs: 400 });
   const sent = tasks(20);
   const job = postJob(cluster.entryUrl, { tasks: sent, deadline_ms: 20000 });
-  await new Promise((r) => setTimeout(r, 150));
-  const exited = cluster.agent('task-executor-b').exited;
+  // terminate it once it holds tasks of the job (not after a guessed sleep: a loaded machine is slower)
+  const worker = cluster.agent('task-executor-b');
+  const held = async () => Number(/^agent_tasks_held(?:\{[^}]*\})? (\d+)/m.exec(await (await fetch(`${worker.httpUrl}/metrics`)).text())?.[1] ?? 0);
+  while ((await held()) === 0) await new Promise((r) => setTimeout(r, 10));
+  const exited = worker.exited;
   cluster.kill('task-executor-b', 0, 'SIGTERM');
   const res = await job;
   expectExactlyOnce(sent, res.body.results);
