@@ -117,7 +117,7 @@ project.testTask.spawn(testFaults);
 // ---- Supported Node versions, the Node 24 run, the consumer test, one version (issue 13) ----
 // Node 20 (still on our machines) and Node 24 LTS (the image's) are the two
 // that npm test runs on; the runtime's package.json states the same range.
-project.package.addEngine('node', '^20.18.1 || ^24.0.0');
+project.package.addEngine('node', '^20.19.0 || ^24.0.0');
 // The library as users get it: jsii compile, pack, install the tarball with
 // its peers into an app outside the repo, tsc --strict, synth, compare with
 // the same app built from source.

@@ -42,7 +42,7 @@ test('the runtime package has the same version and supported Node versions as th
   const lib = readJson('package.json');
   const runtime = readJson('agent-runtime/package.json');
   expect(runtime.version).toBe(lib.version);
-  expect(lib.engines.node).toBe('^20.18.1 || ^24.0.0');
+  expect(lib.engines.node).toBe('^20.19.0 || ^24.0.0');
   expect(runtime.engines.node).toBe(lib.engines.node);
 });
 

@@ -141,7 +141,7 @@ export class Dispatcher {
       const tracer = this.opts.tracer;
       const span = tracer?.startInvoke(task.trace, ep.role, ep.address, task.id, jobId);
       try {
-        wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes, span && tracer!.carrierOf(span));
+        wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes, span && tracer!.carrierOf(span), signal);
         if (span) tracer!.endTask(span, !wire ? 'no_answer' : wire.ok ? undefined : wire.error?.code || 'internal', wire?.error?.message);
       } catch (e) {
         const err = e as grpc.ServiceError;
@@ -177,6 +177,12 @@ export class Dispatcher {
         continue;
       }
       const r = fromWireResult(wire);
+      if (signal?.aborted && !r.ok && r.error?.code === 'cancelled') {
+        // the job was cancelled while the task was out and the callee aborted it: its answer, with what it spent
+        this.queue.release(ep, key);
+        metrics.dispatches.inc({ peer: ep.role, outcome: 'cancelled' });
+        return { ...r, attempts: upstreamAttempts + r.attempts, latencyMs: Date.now() - started };
+      }
       if (!r.ok && r.error && HANDED_BACK.has(r.error.code)) {
         // it is full (or going): no new task to it until it answers one of ours or a moment passes;
         // held before its slot is given back, so no waiter is sent straight to it
@@ -218,9 +224,11 @@ export class Dispatcher {
    * same turn of the event loop (a fan-out starts `fanOut` of them at once;
    * results freeing slots arrive together) go in one batch. Resolves with the
    * task's result, or undefined when the pod ended the session without it;
-   * rejects when the session failed or the pod did not answer in time.
+   * rejects when the session failed or the pod did not answer in time. When
+   * `signal` (the job's) aborts while the task is out, the pod is told to
+   * abort it, and answers it `cancelled`.
    */
-  private call(ep: Endpoint, jobId: string, task: WireTask, deadlineAt: number, hop: number, bytes: number, trace?: TraceCarrier): Promise<WireResult | undefined> {
+  private call(ep: Endpoint, jobId: string, task: WireTask, deadlineAt: number, hop: number, bytes: number, trace?: TraceCarrier, signal?: AbortSignal): Promise<WireResult | undefined> {
     let s = this.sessions.get(ep.address);
     if (!s || s.closed) {
       s = new PeerSession(ep.client, ep.address, this.maxMessageBytes - 1024, (closed) => {
@@ -229,8 +237,8 @@ export class Dispatcher {
       this.sessions.set(ep.address, s);
     }
     // the pod answers by the deadline; waiting on may take only the margin of the way home
-    if (!trace) return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId }, hop, deadlineAt + this.margin / 2, bytes);
-    return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId, ...trace }, hop, deadlineAt + this.margin / 2, bytes + traceLength(trace));
+    if (!trace) return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId }, hop, deadlineAt + this.margin / 2, bytes, signal);
+    return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId, ...trace }, hop, deadlineAt + this.margin / 2, bytes + traceLength(trace), signal);
   }
 
   /** Ends every session (the agent is stopping); tasks still waiting resolve undefined. */

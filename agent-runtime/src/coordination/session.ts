@@ -59,6 +59,8 @@ export class PeerSession {
   private readonly waiters = new Map<number, Waiter>();
   private readonly queued = new Map<number, { tasks: WireTask[]; bytes: number }>();
   private flushScheduled = false;
+  /** jobs cancelled since the last flush */
+  private readonly cancels = new Set<string>();
   private nextSeq = 1;
   private readonly timer = new ExpiryTimer(() => this.expire());
   private ended = false;
@@ -101,7 +103,7 @@ export class PeerSession {
    * Sends `task` (deadline and job already set on it) and resolves with its
    * result, or undefined when the callee ended the session without it.
    */
-  send(task: WireTask, hop: number, expiresAt: number, bytes: number): Promise<WireResult | undefined> {
+  send(task: WireTask, hop: number, expiresAt: number, bytes: number, signal?: AbortSignal): Promise<WireResult | undefined> {
     let seq = this.nextSeq;
     while (this.waiters.has(seq)) seq = seq >= 0xffffffff ? 1 : seq + 1;
     this.nextSeq = seq >= 0xffffffff ? 1 : seq + 1;
@@ -117,10 +119,27 @@ export class PeerSession {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-    return new Promise((resolve, reject) => {
+    const answer = new Promise<WireResult | undefined>((resolve, reject) => {
       this.waiters.set(seq, { resolve, reject, expiresAt });
       this.timer.armFor(expiresAt);
     });
+    if (!signal || !task.job_id) return answer;
+    // the job is cancelled while the task is out: the callee is told to abort it (and answers it, cancelled)
+    const jobId = task.job_id;
+    const onAbort = () => this.cancelJob(jobId);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return answer.finally(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  /** Asks the callee to abort this stream's tasks of `jobId` (sent once per turn of the event loop, with the next batch). */
+  private cancelJob(jobId: string): void {
+    if (this.ended) return;
+    this.cancels.add(jobId);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 
   /** Ends the session from this side; waiting tasks resolve undefined. */
@@ -132,6 +151,8 @@ export class PeerSession {
     this.flushScheduled = false;
     for (const [hop, q] of this.queued) this.write(hop, q.tasks);
     this.queued.clear();
+    if (this.cancels.size > 0 && !this.ended) this.call.write({ tasks: [], hop: 0, cancel_job_ids: [...this.cancels] });
+    this.cancels.clear();
   }
 
   private write(hop: number, tasks: WireTask[]): void {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { AdmittedGroup } from '../server/admission';
@@ -44,11 +45,17 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
       }
       // a task without its own trace context is in the call's (metadata `traceparent`), when the caller sent one
       const callTrace = tracer ? metadataTrace(call.metadata) : undefined;
+      // the caller cancelling the call aborts its tasks, upstream calls included
+      const work = cancellable(lifecycle.handBack.signal);
+      call.on('cancelled', () => work.controller.abort(new Error('the caller cancelled the call')));
       void lifecycle.track(
-        Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g, callTrace) : g.tasks, g.deadlineAt, req.hop)))
+        Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g, callTrace) : g.tasks, g.deadlineAt, req.hop, undefined, work.controller.signal)))
           .then((done) => cb(null, { results: [...done.flat(), ...a.refused.map((r) => r.result)].map(toWireResult) }))
           .catch((e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }))
-          .finally(() => admission.release(a.accepted)),
+          .finally(() => {
+            work.dispose();
+            admission.release(a.accepted);
+          }),
       );
     },
     Session: (call: grpc.ServerDuplexStream<TaskBatch, ResultBatch>) => {
@@ -74,7 +81,10 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
       const maybeEnd = () => {
         if (callerDone && running === 0) end();
       };
+      // the work of this stream by job, so the caller can cancel a job's tasks (TaskBatch.cancel_job_ids)
+      const byJob = new Map<string, Set<AbortController>>();
       call.on('data', (batch: TaskBatch) => {
+        for (const id of batch.cancel_job_ids ?? []) for (const c of byJob.get(id) ?? []) c.abort(new Error(`the caller cancelled job ${id}`));
         const a = admission.admit(batch.tasks ?? [], { jobId: '', deadlineAt: Infinity }, Infinity, lifecycle.draining);
         for (const r of a.refused) send(r.result, r.seq);
         if (a.accepted === 0) return;
@@ -87,8 +97,19 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
           released += 1;
           send(r, seq);
         };
+        const runGroup = (g: AdmittedGroup) => {
+          const work = cancellable(lifecycle.handBack.signal);
+          let mine = byJob.get(g.jobId);
+          if (!mine) byJob.set(g.jobId, (mine = new Set()));
+          mine.add(work.controller);
+          return run(g.jobId, tracer ? traced(tracer, g) : g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]), work.controller.signal).finally(() => {
+            work.dispose();
+            mine.delete(work.controller);
+            if (mine.size === 0 && byJob.get(g.jobId) === mine) byJob.delete(g.jobId);
+          });
+        };
         void lifecycle.track(
-          Promise.all(a.groups.map((g) => run(g.jobId, tracer ? traced(tracer, g) : g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]))))
+          Promise.all(a.groups.map(runGroup))
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
               admission.release(a.accepted - released);
@@ -105,6 +126,8 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
       call.on('cancelled', () => {
         callerDone = true;
         sessions.delete(call);
+        // the caller is gone: nobody will read these answers, so their upstream calls stop
+        for (const set of byJob.values()) for (const c of set) c.abort(new Error('the caller went away'));
       });
       call.on('error', () => sessions.delete(call));
     },
@@ -154,4 +177,17 @@ function metadataTrace(md: grpc.Metadata): TraceCarrier | undefined {
   if (typeof traceparent !== 'string' || traceparent === '') return undefined;
   const tracestate = md.get('tracestate')[0];
   return { traceparent, ...(typeof tracestate === 'string' && tracestate !== '' ? { tracestate } : {}) };
+}
+
+/**
+ * A controller for work a caller may cancel, also aborted when the agent
+ * hands its work back (`handBack`); `dispose` when the work is done.
+ */
+function cancellable(handBack: AbortSignal): { controller: AbortController; dispose: () => void } {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // one listener per task of the group
+  const onHandBack = () => controller.abort(handBack.reason);
+  if (handBack.aborted) onHandBack();
+  else handBack.addEventListener('abort', onHandBack, { once: true });
+  return { controller, dispose: () => handBack.removeEventListener('abort', onHandBack) };
 }

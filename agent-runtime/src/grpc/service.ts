@@ -66,6 +66,8 @@ export interface ExecuteResponse {
 export interface TaskBatch {
   tasks: WireTask[];
   hop: number;
+  /** jobs the caller cancelled: abort this stream's tasks of them (agent.proto) */
+  cancel_job_ids?: string[];
 }
 /** What a callee writes back on a Session: the results that finished together. */
 export interface ResultBatch {

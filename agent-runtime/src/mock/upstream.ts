@@ -74,6 +74,8 @@ export interface MockStats {
   models: string[];
   maxConcurrent: number;
   concurrent: number;
+  /** Calls whose caller went away (aborted) while the mock was still waiting out the latency. */
+  abandoned: number;
 }
 
 export interface MockUpstreamOptions extends MockBehaviour {
@@ -108,7 +110,7 @@ function prng(seed: number): () => number {
 }
 
 function emptyStats(): MockStats {
-  return { calls: 0, byStatus: {}, byModel: {}, times: [], models: [], maxConcurrent: 0, concurrent: 0 };
+  return { calls: 0, byStatus: {}, byModel: {}, times: [], models: [], maxConcurrent: 0, concurrent: 0, abandoned: 0 };
 }
 
 /** A chat request as the mock reads it (OpenAI's field names). */
@@ -245,6 +247,7 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
       await new Promise<void>((r) => {
         const timer = setTimeout(r, delay);
         res.once('close', () => {
+          if (!res.writableEnded) stats.abandoned += 1;
           clearTimeout(timer);
           r();
         });
