@@ -1,6 +1,6 @@
 import { App, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { AgentCluster, AgentMtls, AgentRoleSpec, Autoscaling, EnvValue, JobStore, KedaTrigger, ScrapeWith, Topology, WorkerKind } from '../src';
+import { AgentCluster, AgentMtls, AgentRoleSpec, Autoscaling, EnvValue, JobStore, KedaTrigger, OtlpProtocol, ScrapeWith, Topology, WorkerKind } from '../src';
 
 // A hierarchical cluster as a platform team would run it: a dedicated,
 // tainted node pool, images from a private registry, cloud workload identity
@@ -51,7 +51,7 @@ export function productionChart(app: App): Chart {
       podAnnotations: { 'cluster-autoscaler.kubernetes.io/safe-to-evict': 'true' },
       env: {
         LOG_LEVEL: EnvValue.fromValue('info'),
-        OTEL_EXPORTER_OTLP_ENDPOINT: EnvValue.fromConfigMap('otel-settings', 'endpoint', true),
+        OTEL_RESOURCE_ATTRIBUTES: EnvValue.fromConfigMap('otel-settings', 'resource-attributes', true),
       },
       volumes: [{ name: 'ship-state', emptyDir: { sizeLimit: k8s.Quantity.fromString('32Mi') } }],
       sidecars: [
@@ -68,6 +68,12 @@ export function productionChart(app: App): Chart {
       ],
     },
     jobStore: JobStore.jetStream({ storageSize: '20Gi' }),
+    // traces to the in-cluster OpenTelemetry collector (egress opens to its pods only)
+    tracing: {
+      otlpEndpoint: 'http://otel-collector.observability.svc.cluster.local:4318',
+      protocol: OtlpProtocol.HTTP_PROTOBUF,
+      collectorPodLabels: { 'app.kubernetes.io/name': 'opentelemetry-collector' },
+    },
     monitoring: {
       scrapeWith: ScrapeWith.SERVICE_MONITOR,
       resourceLabels: { release: 'kube-prometheus-stack' },

@@ -76,7 +76,10 @@ test('pods: dedicated pool, private registry, workload identity, extra env, a si
     expect(sidecar.resources.limits).toEqual({ cpu: '200m', memory: '128Mi' });
     const env = Object.fromEntries(p.spec.containers[0].env.map((e: any) => [e.name, e]));
     expect(env.LOG_LEVEL).toEqual({ name: 'LOG_LEVEL', value: 'info' });
-    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT.valueFrom).toEqual({ configMapKeyRef: { name: 'otel-settings', key: 'endpoint', optional: true } });
+    expect(env.OTEL_RESOURCE_ATTRIBUTES.valueFrom).toEqual({ configMapKeyRef: { name: 'otel-settings', key: 'resource-attributes', optional: true } });
+    // the tracing prop: the collector's endpoint and protocol on every agent
+    expect(env.OTEL_EXPORTER_OTLP_ENDPOINT).toEqual({ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector.observability.svc.cluster.local:4318' });
+    expect(env.OTEL_EXPORTER_OTLP_PROTOCOL).toEqual({ name: 'OTEL_EXPORTER_OTLP_PROTOCOL', value: 'http/protobuf' });
   }
   // the agents' ServiceAccounts (the job store's NATS has its own, without cloud identity)
   for (const sa of objs.filter((o) => o.kind === 'ServiceAccount' && ROLES.includes(o.metadata.name))) {
