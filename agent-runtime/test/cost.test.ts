@@ -1,6 +1,10 @@
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { costUsd } from '../src/cost';
+import { agentService, ExecuteResponse, fromWireResult, toWireResult } from '../src/grpc/service';
+import { resultJson } from '../src/http/jobs';
+import { addUsage } from '../src/inference/executor';
+import { TaskResult } from '../src/types';
 import { UpstreamClient } from '../src/upstream/client';
 
 // Cost = uncached prompt tokens × input price + cached prompt tokens × cached
@@ -71,5 +75,27 @@ describe('the client reads usage.prompt_tokens_details.cached_tokens', () => {
     const chunks = [];
     for await (const c of client.chatStream(req)) chunks.push(c);
     expect(chunks.map((c) => c.usage).filter(Boolean)).toEqual([{ promptTokens: 1200, cachedPromptTokens: 1024, completionTokens: 300, totalTokens: 1500 }]);
+  });
+});
+
+describe('cached prompt tokens in results', () => {
+  test('summed over a task\'s model turns, across the gRPC wire, and shown as prompt_tokens_details.cached_tokens', () => {
+    const turns = addUsage(addUsage(undefined, { promptTokens: 1200, cachedPromptTokens: 1024, completionTokens: 300, totalTokens: 1500 }), { promptTokens: 1600, cachedPromptTokens: 1536, completionTokens: 100, totalTokens: 1700 });
+    expect(turns).toEqual({ promptTokens: 2800, cachedPromptTokens: 2560, completionTokens: 400, totalTokens: 3200 });
+    const { service } = agentService();
+    const result: TaskResult = { id: 't', ok: true, content: 'hi', usage: turns, costUsd: costUsd(entry, turns), attempts: 2, latencyMs: 5 };
+    const bytes = service.Execute.responseSerialize({ results: [toWireResult(result)] });
+    const back = fromWireResult((service.Execute.responseDeserialize(bytes) as ExecuteResponse).results[0]);
+    expect(back.usage).toEqual(turns);
+    expect(resultJson(back).usage).toEqual({ prompt_tokens: 2800, completion_tokens: 400, total_tokens: 3200, prompt_tokens_details: { cached_tokens: 2560 } });
+  });
+
+  test('a usage without cached tokens stays without them, on the wire and in the JSON', () => {
+    const { service } = agentService();
+    const usage = { promptTokens: 10, completionTokens: 5, totalTokens: 15 };
+    const bytes = service.Execute.responseSerialize({ results: [toWireResult({ id: 't', ok: true, content: 'x', usage, costUsd: 0, attempts: 1, latencyMs: 1 })] });
+    const back = fromWireResult((service.Execute.responseDeserialize(bytes) as ExecuteResponse).results[0]);
+    expect(back.usage).toEqual(usage);
+    expect(resultJson(back).usage).toEqual({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 });
   });
 });

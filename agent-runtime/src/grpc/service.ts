@@ -43,7 +43,7 @@ export interface WireResult {
   ok: boolean;
   model?: string;
   content?: string;
-  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
+  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number; cached_prompt_tokens?: number } | null;
   cost_usd?: number;
   attempts?: number;
   latency_ms?: number;
@@ -195,7 +195,7 @@ export function toWireResult(r: TaskResult): WireResult {
     ok: r.ok,
     model: r.model ?? '',
     content: r.content ?? '',
-    usage: r.usage ? { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens } : null,
+    usage: r.usage ? { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens, cached_prompt_tokens: r.usage.cachedPromptTokens ?? 0 } : null,
     cost_usd: r.costUsd,
     attempts: r.attempts,
     latency_ms: Math.round(r.latencyMs),
@@ -211,7 +211,9 @@ export function fromWireResult(w: WireResult): TaskResult {
     ok: w.ok,
     ...(w.model ? { model: w.model } : {}),
     ...(w.ok ? { content: w.content ?? '' } : {}),
-    ...(w.usage ? { usage: { promptTokens: w.usage.prompt_tokens, completionTokens: w.usage.completion_tokens, totalTokens: w.usage.total_tokens } } : {}),
+    ...(w.usage
+      ? { usage: { promptTokens: w.usage.prompt_tokens, completionTokens: w.usage.completion_tokens, totalTokens: w.usage.total_tokens, ...(w.usage.cached_prompt_tokens ? { cachedPromptTokens: w.usage.cached_prompt_tokens } : {}) } }
+      : {}),
     costUsd: w.cost_usd ?? 0,
     attempts: w.attempts ?? 0,
     latencyMs: w.latency_ms ?? 0,

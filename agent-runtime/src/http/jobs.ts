@@ -309,13 +309,20 @@ function parseSteps(body: object, config: AgentConfig, now: number): ParsedJob {
 }
 
 /** The API's snake_case view of a result. */
+/** A result's usage as the API shows it (OpenAI's field names); cached prompt tokens, when the upstream reported any, as `prompt_tokens_details.cached_tokens`. */
+export function usageJson(u: TaskResult['usage']) {
+  if (!u) return null;
+  const base = { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
+  return u.cachedPromptTokens ? { ...base, prompt_tokens_details: { cached_tokens: u.cachedPromptTokens } } : base;
+}
+
 export function resultJson(r: TaskResult) {
   return {
     id: r.id,
     ok: r.ok,
     model: r.model ?? null,
     content: r.content ?? null,
-    usage: r.usage ? { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens } : null,
+    usage: usageJson(r.usage),
     cost_usd: r.costUsd,
     attempts: r.attempts,
     latency_ms: r.latencyMs,
@@ -357,7 +364,7 @@ export function stepJson(r: StepResult) {
     model: r.model ?? null,
     content: r.content ?? null,
     rounds: r.rounds,
-    usage: r.usage ? { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.totalTokens } : null,
+    usage: usageJson(r.usage),
     cost_usd: r.costUsd,
     attempts: r.attempts,
     latency_ms: r.latencyMs,

@@ -352,9 +352,11 @@ interface CallShape {
   responseFormat?: ResponseFormat;
 }
 
-function addUsage(a: Usage | undefined, b: Usage): Usage {
+/** The usage of a task's model turns together (tool rounds, validation rounds); cached prompt tokens too, when any turn reported them. */
+export function addUsage(a: Usage | undefined, b: Usage): Usage {
   if (!a) return b;
-  return { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens };
+  const cached = (a.cachedPromptTokens ?? 0) + (b.cachedPromptTokens ?? 0);
+  return { promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens, totalTokens: a.totalTokens + b.totalTokens, ...(a.cachedPromptTokens !== undefined || b.cachedPromptTokens !== undefined ? { cachedPromptTokens: cached } : {}) };
 }
 
 /** Why an answer is not what the schema asks for, or undefined when it is. */
