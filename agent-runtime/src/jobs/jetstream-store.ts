@@ -9,7 +9,7 @@ import { RequestError } from '../http/jobs';
 import { Logger } from '../logger';
 import { isFinal, JobCaller, JobEvent, JobStatus, JobView, SubmitOptions, SubmitOutcome } from './job-service';
 import { ExecuteJob, ParseJob } from './memory-store';
-import { bodyHash, cancelledResult, finalStatus, IDEMPOTENCY_TTL_MS, IdempotencyEntry, idsOf, JobRecord, renderResult, reuseOf, StoredResult, viewOf } from './records';
+import { bodyHash, cancelledResult, finalStatus, IDEMPOTENCY_TTL_MS, IdempotencyEntry, idsOf, JobRecord, jobBodyHash, renderResult, reuseOf, StoredResult, viewOf } from './records';
 import { JobStore, SettledJob } from './store';
 
 export interface JetStreamJobServiceOptions {
@@ -171,7 +171,7 @@ export class JetStreamJobService implements JobStore {
   async submit(rawBody: string, opts: SubmitOptions): Promise<SubmitOutcome> {
     this.ensureConnected();
     const now = Date.now();
-    const hash = bodyHash(rawBody);
+    const hash = jobBodyHash(rawBody);
     const idemKey = opts.idempotencyKey !== undefined ? `idem.${bodyHash(`${opts.tenant ?? ''}\u0000${opts.idempotencyKey}`)}` : undefined;
     if (idemKey) {
       const same = await this.reused(idemKey, opts.idempotencyKey!, hash, now);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ParsedJob } from '../http/jobs';
 import { isFinal, JobCaller, JobEvent, JobView, SubmitOptions, SubmitOutcome } from './job-service';
-import { bodyHash, cancelledResult, finalStatus, IDEMPOTENCY_TTL_MS, IdempotencyEntry, idsOf, JobRecord, renderResult, reuseOf, StoredResult, viewOf } from './records';
+import { cancelledResult, finalStatus, IDEMPOTENCY_TTL_MS, IdempotencyEntry, idsOf, JobRecord, jobBodyHash, renderResult, reuseOf, StoredResult, viewOf } from './records';
 import { JobRun } from './runner';
 import { JobStore, SettledJob } from './store';
 
@@ -50,7 +50,7 @@ export class MemoryJobService implements JobStore {
 
   async submit(rawBody: string, opts: SubmitOptions): Promise<SubmitOutcome> {
     const now = this.now();
-    const hash = bodyHash(rawBody);
+    const hash = jobBodyHash(rawBody);
     const scoped = opts.idempotencyKey !== undefined ? `${opts.tenant ?? ''}\u0000${opts.idempotencyKey}` : undefined;
     if (scoped !== undefined) {
       const same = reuseOf(opts.idempotencyKey!, this.keys.get(scoped), hash, now);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import stableStringify from 'safe-stable-stringify';
 import { ParsedJob, RequestError, resultJson, stepJson } from '../http/jobs';
 import { TaskResult } from '../types';
 import { StepResult } from '../workflow/engine';
@@ -86,6 +87,21 @@ export interface IdempotencyEntry {
 
 export function bodyHash(raw: string): string {
   return createHash('sha256').update(raw).digest('hex');
+}
+
+/**
+ * What "the same body" means for an Idempotency-Key: the same JSON value,
+ * whatever its whitespace or key order (keys sorted by safe-stable-stringify);
+ * a body that is not JSON is compared as its bytes.
+ */
+export function jobBodyHash(raw: string): string {
+  let canonical: string | undefined;
+  try {
+    canonical = stableStringify(JSON.parse(raw));
+  } catch {
+    canonical = undefined;
+  }
+  return bodyHash(canonical ?? raw);
 }
 
 /**

@@ -170,6 +170,10 @@ export function jobStoreContract(make: (execute: ExecuteJob) => Promise<JobStore
     await s.wait(first.jobId, {});
     const again = await s.submit(body(['a', 'b']), { idempotencyKey: 'order-42' });
     expect(again).toEqual({ jobId: first.jobId, created: false, durable });
+    // the same JSON with other whitespace and key order is the same body
+    const reordered = JSON.stringify({ tasks: ['a', 'b'].map((p, i) => ({ prompt: p, id: `t${i}` })) }, null, 2);
+    expect(reordered).not.toBe(body(['a', 'b']));
+    expect(await s.submit(reordered, { idempotencyKey: 'order-42' })).toEqual({ jobId: first.jobId, created: false, durable });
     const err = await s.submit(body(['a', 'c']), { idempotencyKey: 'order-42' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).status).toBe(422);
