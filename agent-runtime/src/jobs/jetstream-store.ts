@@ -171,7 +171,8 @@ export class JetStreamJobService implements JobStore {
   async submit(rawBody: string, opts: SubmitOptions): Promise<SubmitOutcome> {
     this.ensureConnected();
     const now = Date.now();
-    const hash = jobBodyHash(rawBody);
+    // the body is hashed only for an idempotency key (parse, sort and sha256 cost CPU on every submit otherwise)
+    const hash = opts.idempotencyKey !== undefined ? jobBodyHash(rawBody) : '';
     const idemKey = opts.idempotencyKey !== undefined ? `idem.${bodyHash(`${opts.tenant ?? ''}\u0000${opts.idempotencyKey}`)}` : undefined;
     if (idemKey) {
       const same = await this.reused(idemKey, opts.idempotencyKey!, hash, now);

@@ -50,7 +50,8 @@ export class MemoryJobService implements JobStore {
 
   async submit(rawBody: string, opts: SubmitOptions): Promise<SubmitOutcome> {
     const now = this.now();
-    const hash = jobBodyHash(rawBody);
+    // the body is hashed only for an idempotency key (parse, sort and sha256 cost CPU on every submit otherwise)
+    const hash = opts.idempotencyKey !== undefined ? jobBodyHash(rawBody) : '';
     const scoped = opts.idempotencyKey !== undefined ? `${opts.tenant ?? ''}\u0000${opts.idempotencyKey}` : undefined;
     if (scoped !== undefined) {
       const same = reuseOf(opts.idempotencyKey!, this.keys.get(scoped), hash, now);
