@@ -4,7 +4,7 @@ import { AgentCore } from '../server/core';
 import { TaskResult } from '../types';
 import { StepResult } from '../workflow/engine';
 import { budgetsOf, BudgetRefusal, refuseSpentBudgets } from './job-budget';
-import { RequestError, resultJson, workflowJson } from './jobs';
+import { RequestError, workflowJson } from './jobs';
 import { RequestContext, Route } from './server';
 
 export interface JobRoutesOptions {
@@ -106,7 +106,7 @@ async function postJob(core: AgentCore, store: JobStore, c: RequestContext, call
     200,
     {
       job_id: view.job_id,
-      results: (results as TaskResult[]).map(resultJson),
+      results: view.results, // the results in the job's order, rendered by the store as GET shows them
       success_rate: view.success_rate,
       total_cost_usd: view.total_cost_usd,
       latency_ms: Date.now() - started,
