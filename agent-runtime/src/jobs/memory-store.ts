@@ -82,8 +82,7 @@ export class MemoryJobService implements JobStore {
     const e = this.entry(jobId, caller);
     if (!e) return undefined;
     while (!isFinal(e.rec.status)) await this.next(e, signal);
-    // a final job changes no more: its view is the one its `done` event carries (rendered once, at the end)
-    return { view: e.events.at(-1)!.data as JobView, results: [...e.results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r) };
+    return { view: this.view(e), results: [...e.results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r) };
   }
 
   async cancel(jobId: string, caller: JobCaller): Promise<JobView | undefined> {
