@@ -49,6 +49,7 @@ export class InferenceExecutor implements TaskExecutor {
   // metric series bound once (per model, per task outcome) rather than labelled on every call
   private readonly series = new Map<string, ModelSeries>();
   private readonly outcomes = new Map<string, CounterSeries>();
+  private readonly chains = new Map<string, readonly string[]>();
 
   constructor(private readonly opts: InferenceExecutorOptions) {
     this.config = opts.config;
@@ -144,7 +145,7 @@ export class InferenceExecutor implements TaskExecutor {
 
     // `allowed` limits what a task may ask for; the fallbacks the catalog slice
     // carries are usable whenever the requested model cannot answer.
-    const chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
+    const chain = this.chainOf(requested);
     let from = 0;
     for (let round = 0; ; round++) {
       const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal, task.trace, task.spend);
@@ -221,7 +222,7 @@ export class InferenceExecutor implements TaskExecutor {
       const series = this.seriesOf(model);
       let messages: readonly ChatMessage[];
       try {
-        const window = { ...entry, maxTokens: call.maxTokens };
+        const window = { contextWindowTokens: entry.contextWindowTokens, reserveTokens: entry.reserveTokens, maxTokens: call.maxTokens, tokenizer: entry.tokenizer };
         messages = fitsWithoutCounting(conversation, window) ? conversation : pairToolTurns(fitToWindow(conversation, window).messages);
       } catch (e) {
         if (e instanceof ContextOverflowError) {
@@ -234,14 +235,11 @@ export class InferenceExecutor implements TaskExecutor {
       // With a budget, the call must have a bound: without max_tokens the
       // worst case is the rest of the model's window, and the request says so.
       const worst = budgets ? this.worstCase(model, messages, call) : undefined;
-      const req: ChatRequest = {
-        model,
-        messages,
-        max_tokens: call.maxTokens ?? worst?.maxTokens,
-        ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
-        ...(call.tools && call.tools.length > 0 ? { tools: call.tools } : {}),
-        ...(call.responseFormat ? { response_format: call.responseFormat } : {}),
-      };
+      // fields set one by one: conditional spreads cost a temporary object each
+      const req: { -readonly [K in keyof ChatRequest]: ChatRequest[K] } = { model, messages, max_tokens: call.maxTokens ?? worst?.maxTokens };
+      if (call.temperature !== undefined) req.temperature = call.temperature;
+      if (call.tools && call.tools.length > 0) req.tools = call.tools;
+      if (call.responseFormat) req.response_format = call.responseFormat;
       // attempts on this model so far: a retry's span counts the ones before it
       let tries = 0;
       try {
@@ -324,6 +322,16 @@ export class InferenceExecutor implements TaskExecutor {
     series.completionTokens.inc(res.usage.completionTokens);
     series.cost.inc(cost);
     return cost;
+  }
+
+  /** The requested model, then its catalog fallbacks this role has a policy for, each once (fixed per model: made on first use). */
+  private chainOf(requested: string): readonly string[] {
+    let chain = this.chains.get(requested);
+    if (!chain) {
+      chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
+      this.chains.set(requested, chain);
+    }
+    return chain;
   }
 
   private seriesOf(model: string): ModelSeries {
