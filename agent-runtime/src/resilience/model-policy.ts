@@ -39,9 +39,12 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
 
 const isTransient = (e: Error) => e instanceof UpstreamError && e.transient;
 
-// Every call in flight listens on its parent signal. Without a parent,
-// cockatiel uses one shared signal, so a few hundred concurrent calls would
-// trip Node's "possible EventTarget memory leak" warning (10 listeners).
+// Without a caller's signal, cockatiel passes its policies one shared signal
+// that never aborts. Nothing below listens on it (execute hands the bulkhead
+// and the attempt no signal then): a listener per call in flight would cost
+// an add and a remove each, the remove a walk of hundreds of listeners.
+// Listeners allowed without limit anyway, so none can trip Node's "possible
+// EventTarget memory leak" warning.
 const NEVER_ABORTED = new AbortController().signal;
 setMaxListeners(0, NEVER_ABORTED);
 
@@ -138,14 +141,16 @@ export class ModelPolicy {
 
   /**
    * Runs `attempt` with retries until it succeeds, fails permanently, the
-   * circuit opens, or the deadline comes. `attempt` gets the time it may take.
+   * circuit opens, or the deadline comes. `attempt` gets the time it may take,
+   * and the signal that cancels it (none when the caller gave none).
    */
-  async execute<T>(deadlineAt: number, attempt: (timeoutMs: number, signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; attempts: number }> {
+  async execute<T>(deadlineAt: number, attempt: (timeoutMs: number, signal: AbortSignal | undefined) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; attempts: number }> {
     let attempts = 0;
     try {
       const value = await this.policy.execute(
-        ({ signal: s }) =>
-          this.bulkhead.run(deadlineAt, s, () => {
+        ({ signal: policySignal }) => {
+          const s = signal === undefined ? undefined : policySignal;
+          return this.bulkhead.run(deadlineAt, s, () => {
             const left = deadlineAt - Date.now();
             if (left <= 0) throw new DeadlineExceededError(`deadline passed after ${attempts} attempt(s) on ${this.model}`);
             attempts += 1;
@@ -154,7 +159,8 @@ export class ModelPolicy {
             if (e instanceof AdmissionExit) throw bulkheadError(e, this.model);
             if (typeof e === 'object' && e !== null) this.failedBefore.set(e, deadlineAt);
             throw e;
-          }),
+          });
+        },
         signal ?? NEVER_ABORTED,
       );
       return { value, attempts };
