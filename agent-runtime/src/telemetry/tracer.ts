@@ -243,8 +243,8 @@ export class AgentTracer {
       [GEN_AI_OPERATION_NAME]: OPERATION_CHAT,
       [GEN_AI_PROVIDER_NAME]: PROVIDER_OPENAI,
       [GEN_AI_REQUEST_MODEL]: model,
-      ...this.upstream,
     };
+    for (const key in this.upstream) attributes[key] = this.upstream[key];
     if (request.maxTokens !== undefined) attributes[GEN_AI_REQUEST_MAX_TOKENS] = request.maxTokens;
     if (request.temperature !== undefined) attributes[GEN_AI_REQUEST_TEMPERATURE] = request.temperature;
     if (resend > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = resend;
@@ -254,14 +254,17 @@ export class AgentTracer {
   }
 
   endChat(span: Span, outcome: ChatOutcome): void {
+    // a span the sampler dropped records nothing: skip building what it would discard
+    if (!span.isRecording()) {
+      span.end();
+      return;
+    }
     if (outcome.ok) {
-      span.setAttributes({
-        [GEN_AI_RESPONSE_MODEL]: outcome.model,
-        [GEN_AI_USAGE_INPUT_TOKENS]: outcome.inputTokens,
-        [GEN_AI_USAGE_OUTPUT_TOKENS]: outcome.outputTokens,
-        ...(outcome.id ? { [GEN_AI_RESPONSE_ID]: outcome.id } : {}),
-        ...(outcome.finishReason ? { [GEN_AI_RESPONSE_FINISH_REASONS]: [outcome.finishReason] } : {}),
-      });
+      span.setAttribute(GEN_AI_RESPONSE_MODEL, outcome.model);
+      span.setAttribute(GEN_AI_USAGE_INPUT_TOKENS, outcome.inputTokens);
+      span.setAttribute(GEN_AI_USAGE_OUTPUT_TOKENS, outcome.outputTokens);
+      if (outcome.id) span.setAttribute(GEN_AI_RESPONSE_ID, outcome.id);
+      if (outcome.finishReason) span.setAttribute(GEN_AI_RESPONSE_FINISH_REASONS, [outcome.finishReason]);
     } else {
       span.setAttribute(ATTR_ERROR_TYPE, outcome.errorType);
       span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.message });
