@@ -230,9 +230,9 @@ export class Dispatcher {
 
   /**
    * One task's trip to one pod, on this agent's Session with it (opened on
-   * first use, reopened after it breaks). Tasks sent to the same pod in the
-   * same turn of the event loop (a fan-out starts `fanOut` of them at once;
-   * results freeing slots arrive together) go in one batch. Resolves with the
+   * first use, reopened after it breaks). Tasks sent to the same pod together
+   * (a fan-out starts `fanOut` of them at once; results freeing slots arrive
+   * together) go in one batch (when it is written: grpc/flush.ts). Resolves with the
    * task's result, or undefined when the pod ended the session without it;
    * rejects when the session failed or the pod did not answer in time. When
    * `signal` (the job's) aborts while the task is out, the pod is told to
