@@ -38,8 +38,25 @@ const DEFAULT_LANES = 32;
 const OP_TIMEOUT_MS = 3_000;
 /** Job records and result lists larger than this are not copied into the queue message or the final state. */
 const MAX_INLINE_BYTES = 256 * 1024;
+/** How long this replica remembers a job it submitted, for its own lanes and waiters (older ones are read from NATS). */
+const SUBMITTED_MEMORY_MS = 5_000;
+const SUBMITTED_MEMORY_MAX = 4_096;
 
-/** The queue message of a job: its id, and (when small) the record as submitted with its KV revision. */
+/** A job this replica just submitted: its record as queued, and its KV revision once NATS confirms the write. */
+interface Submitted {
+  readonly rec: JobRecord;
+  readonly revision: Promise<number | undefined>;
+  readonly at: number;
+  /** a waiter here took the record as its first read (the submit's own wait does, right after the submit) */
+  waited?: boolean;
+}
+
+/**
+ * The queue message of a job: its id, and (when small) the record as
+ * submitted. `revision` (the record's KV revision) is in messages of earlier
+ * versions only: the submit now sends the record and the message together,
+ * before the revision is known.
+ */
 interface JobMessage {
   readonly job_id: string;
   readonly revision?: number;
@@ -84,6 +101,10 @@ export class JetStreamJobService implements JobStore {
   /** runs in progress here (close waits for them to record or hand back) */
   private readonly runs = new Set<Promise<void>>();
   private readonly ackWaitMs: number;
+  /** jobs submitted here lately (insertion order is age order): a lane here starts them, a waiter here waits, without reading them back */
+  private readonly submitted = new Map<string, Submitted>();
+  /** waiters in this process for a job's end: a runner here wakes them with the final record, before NATS would */
+  private readonly waiters = new Map<string, Set<(final?: JobRecord) => void>>();
 
   private constructor(
     private readonly opts: JetStreamJobServiceOptions,
@@ -108,6 +129,8 @@ export class JetStreamJobService implements JobStore {
       name: opts.agentId,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // every request would otherwise capture a stack trace for its error, at a CPU cost on each KV write
+      noAsyncTraces: true,
       ...(c.credentialsFile ? { authenticator: credsAuthenticator(readFileSync(c.credentialsFile)) } : {}),
     }).catch((e: unknown) => {
       throw new ConfigError('jobStore.url', `cannot connect to NATS at ${c.url}: ${(e as Error).message}`);
@@ -196,11 +219,20 @@ export class JetStreamJobService implements JobStore {
         }
         written.push(idemKey);
       }
-      const revision = await this.kv.create(stateKey(rec.job_id), encode(rec));
-      written.push(stateKey(rec.job_id));
-      // the record rides along (when small) so the runner starts without reading it back
-      const whole = encode({ job_id: rec.job_id, revision, rec });
-      await this.js.publish(`${this.opts.config.stream}.jobs`, whole.length <= MAX_INLINE_BYTES ? whole : encode({ job_id: rec.job_id }), { msgID: rec.job_id });
+      // The record and the queue message go out together (one round trip, not two): NATS stores what one
+      // connection sends in the order sent, so a runner never gets the message before the record exists.
+      // The record rides along in the message (when small) so the runner starts without reading it back.
+      const state = this.kv.create(stateKey(rec.job_id), encode(rec));
+      const whole = encode({ job_id: rec.job_id, rec });
+      const queued = this.js.publish(`${this.opts.config.stream}.jobs`, whole.length <= MAX_INLINE_BYTES ? whole : encode({ job_id: rec.job_id }), { msgID: rec.job_id });
+      this.remember(rec, state);
+      const [stored, sent] = await Promise.allSettled([state, queued]);
+      if (stored.status === 'fulfilled') written.push(stateKey(rec.job_id));
+      if (stored.status === 'rejected' || sent.status === 'rejected') {
+        this.submitted.delete(rec.job_id);
+        // a message whose record failed is dropped by the runner that gets it (no such job)
+        throw stored.status === 'rejected' ? stored.reason : (sent as PromiseRejectedResult).reason;
+      }
     } catch (e) {
       if (e instanceof RequestError) throw e;
       // nothing half-written: what this submit stored goes again (best effort: NATS may be gone)
@@ -208,6 +240,16 @@ export class JetStreamJobService implements JobStore {
       throw this.unavailable(e);
     }
     return { jobId: rec.job_id, created: true, durable: true };
+  }
+
+  /** Keeps a job submitted here for a few seconds, so a lane or a waiter here need not read it back. */
+  private remember(rec: JobRecord, state: Promise<number>): void {
+    const now = Date.now();
+    for (const [id, e] of this.submitted) {
+      if (now - e.at < SUBMITTED_MEMORY_MS && this.submitted.size < SUBMITTED_MEMORY_MAX) break;
+      this.submitted.delete(id);
+    }
+    this.submitted.set(rec.job_id, { rec, revision: state.catch(() => undefined), at: now });
   }
 
   /** The job an idempotency key names, when it is valid for this body and the job still exists. */
@@ -242,10 +284,26 @@ export class JetStreamJobService implements JobStore {
         wake?.();
       }
     })();
+    // a runner in this process wakes it directly (and hands over the final record without a parse)
+    const local = (rec?: JobRecord) => {
+      announced = true;
+      if (rec) final = rec;
+      wake?.();
+    };
+    let waiting = this.waiters.get(jobId);
+    if (!waiting) this.waiters.set(jobId, (waiting = new Set()));
+    waiting.add(local);
+    // A job submitted here moments ago is known as it was queued: its first waiter (normally the submit's own,
+    // subscribed in the same turn, before the job can end) waits without a read; later ones read. (A first
+    // waiter that comes after the job ended elsewhere reads it one poll second later.)
+    const mine = this.submitted.get(jobId);
+    let known = mine && !mine.waited ? mine.rec : undefined;
+    if (mine) mine.waited = true;
     try {
       for (;;) {
         if (final && isFinal(final.status) && final.job_id === jobId) return this.visible(final, caller) ? await this.settled(jobId, final) : undefined;
-        const s = await this.state(jobId);
+        const s = known ? { rec: known } : await this.state(jobId);
+        known = undefined;
         if (!s || !this.visible(s.rec, caller)) return undefined;
         if (isFinal(s.rec.status)) return await this.settled(jobId, s.rec);
         if (signal?.aborted) throw signal.reason;
@@ -266,7 +324,16 @@ export class JetStreamJobService implements JobStore {
       }
     } finally {
       done.unsubscribe();
+      waiting.delete(local);
+      if (waiting.size === 0 && this.waiters.get(jobId) === waiting) this.waiters.delete(jobId);
     }
+  }
+
+  /** The job ended (`final`: its final record, when this replica wrote it): wake the waiters here, and announce it to every replica. */
+  private announce(jobId: string, final?: JobRecord, text = ''): void {
+    this.submitted.delete(jobId);
+    for (const w of this.waiters.get(jobId) ?? []) w(final);
+    this.nc.publish(`${this.opts.config.stream}.done.${jobId}`, text);
   }
 
   async cancel(jobId: string, caller: JobCaller): Promise<JobView | undefined> {
@@ -385,6 +452,8 @@ export class JetStreamJobService implements JobStore {
     const jobId = msg.job_id;
     // delivered again while this replica still runs it (its progress reports came late): the run here goes on
     if (this.running.has(jobId)) return;
+    // a job submitted here: its record and its revision are at hand
+    const mine = this.submitted.get(jobId);
     const log = this.opts.logger.child({ jobId, delivery: m.info.deliveryCount });
     // progress reports keep the job with this runner while it lives
     const heartbeat = setInterval(() => {
@@ -395,13 +464,22 @@ export class JetStreamJobService implements JobStore {
       }
     }, Math.max(200, Math.floor(this.ackWaitMs / 3)));
     try {
-      // first delivery of an untouched job: straight to running with the submit's revision (no reads);
-      // a redelivery, or a job changed since (cancelled before it started), reads its state and results
-      let start = m.info.deliveryCount === 1 && msg.rec && msg.revision !== undefined ? await this.casRunning(msg.rec, msg.revision) : undefined;
+      // first delivery of an untouched job: straight to running at the submit's revision (no reads); the
+      // revision is the submit's here, or in the message from an earlier version. The compare-and-set fails
+      // when a cancel came first: then nothing runs. A redelivery, a job submitted elsewhere, or a job
+      // changed since reads its state and results.
+      const submittedRec = msg.rec ?? mine?.rec;
+      const revision = msg.revision ?? (mine ? await mine.revision : undefined);
+      let start = m.info.deliveryCount === 1 && submittedRec && revision !== undefined ? await this.casRunning(submittedRec, revision) : undefined;
       let finished = new Map<number, StoredResult>();
       if (!start) {
         const s = await this.state(jobId);
-        if (!s) return void m.term('no such job (expired, or its submit failed)');
+        if (!s) {
+          // the submit sends the record and the message together; NATS keeps their order, but should a
+          // message ever come before its record, it is looked at again until the submit would have given up
+          if (Date.now() - Number(m.info.timestampNanos) / 1e6 < 2 * OP_TIMEOUT_MS) return void m.nak(100);
+          return void m.term('no such job (expired, or its submit failed)');
+        }
         if (isFinal(s.rec.status)) return void (await ackSafely(m));
         if (s.rec.cancel_requested) {
           await this.endCancelled(jobId, s.rec);
@@ -422,6 +500,15 @@ export class JetStreamJobService implements JobStore {
       this.running.set(jobId, controller);
       const all = new Map(finished);
       const writes: Promise<void>[] = [];
+      let final: Promise<{ rec: JobRecord; text: string } | undefined> | undefined;
+      let cut = false;
+      // the final state; it carries the results (when small) so a read of a finished job is one get
+      const end = (r: JobRecord, inline?: StoredResult[]): JobRecord | undefined => {
+        if (isFinal(r.status)) return undefined;
+        // a cancel that came while it ran: the canceller's results stand (create-only), the job ends cancelled
+        if (r.cancel_requested || all.size < r.ids.length) return { ...r, status: 'cancelled' };
+        return { ...r, status: finalStatus(all.values()), ...(inline ? { results: inline } : {}) };
+      };
       try {
         await this.opts.execute(jobId, job, {
           finished,
@@ -436,31 +523,38 @@ export class JetStreamJobService implements JobStore {
             writes.push(this.createResult(jobId, i, r));
           },
         });
-        await Promise.all(writes);
+        // handed back (the agent drains) or cut short: another replica finishes it
+        cut = all.size < rec.ids.length && (!controller.signal.aborted || this.closed);
+        if (!cut) {
+          const ordered = rec.ids.map((_, i) => all.get(i));
+          const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
+          const next = end(start.rec, inline);
+          // A final state that carries the results goes out right behind their writes, without waiting for
+          // them (one round trip, not two): NATS stores one connection's writes in the order sent, so the
+          // results are in the bucket before the state that ends the job (`done` comes last). Without the
+          // results in it, a read of the job needs their keys: it waits for them.
+          if (next && inline) {
+            final = this.casWritten(next, start.revision);
+            final.catch(() => undefined); // its failure is seen where it is awaited, below
+          }
+          await Promise.all(writes);
+          if (next && !inline) final = this.casWritten(next, start.revision);
+        } else {
+          await Promise.all(writes);
+        }
       } finally {
         this.running.delete(jobId);
       }
-      if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
-        // handed back (the agent drains) or cut short: another replica finishes it
+      if (cut) {
         log.info({ finished: all.size, total: rec.ids.length }, 'job handed back');
         m.nak();
         return;
       }
-      // the final state; it carries the results (when small) so a read of a finished job is one get
-      const ordered = rec.ids.map((_, i) => all.get(i));
-      const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
-      const end = (r: JobRecord): JobRecord | undefined => {
-        if (isFinal(r.status)) return undefined;
-        // a cancel that came while it ran: the canceller's results stand (create-only), the job ends cancelled
-        if (r.cancel_requested || all.size < r.ids.length) return { ...r, status: 'cancelled' };
-        return { ...r, status: finalStatus(all.values()), ...(inline ? { results: inline } : {}) };
-      };
-      const next = end(start.rec);
-      const written = next ? await this.casWritten(next, start.revision) : undefined;
-      if (!written) await this.transition(jobId, end);
+      const written = await final;
+      if (!written) await this.transition(jobId, (r) => end(r));
       // the announcement carries the final record when it is small, so a waiting POST answers without a read
-      const text = written ? encode(written) : '';
-      this.nc.publish(`${this.opts.config.stream}.done.${jobId}`, text.length <= MAX_INLINE_BYTES * 2 ? text : '');
+      const text = written?.text ?? '';
+      this.announce(jobId, written?.rec, text.length <= MAX_INLINE_BYTES * 2 ? text : '');
       await ackSafely(m);
     } finally {
       clearInterval(heartbeat);
@@ -471,26 +565,21 @@ export class JetStreamJobService implements JobStore {
   private async casRunning(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; revision: number } | undefined> {
     if (isFinal(rec.status) || rec.cancel_requested) return undefined;
     const running: JobRecord = { ...rec, status: 'running', updated_at: new Date().toISOString() };
-    const rev = await this.cas(running, revision);
-    return rev === undefined ? undefined : { rec: running, revision: rev };
-  }
-
-  /** Writes `rec` if the state is still at `revision`; undefined when another writer moved it on. */
-  private async cas(rec: JobRecord, revision: number): Promise<number | undefined> {
     try {
-      return await this.kv.update(stateKey(rec.job_id), encode({ ...rec, updated_at: new Date().toISOString() }), revision);
+      return { rec: running, revision: await this.kv.update(stateKey(rec.job_id), encode(running), revision) };
     } catch (e) {
       if (isConflict(e)) return undefined;
       throw e;
     }
   }
 
-  /** As `cas`, returning the record as written. */
-  private async casWritten(rec: JobRecord, revision: number): Promise<JobRecord | undefined> {
+  /** Writes `rec` if the state is still at `revision`, returning it as written (and its JSON); undefined when another writer moved it on. */
+  private async casWritten(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; text: string } | undefined> {
     const out = { ...rec, updated_at: new Date().toISOString() };
+    const text = encode(out);
     try {
-      await this.kv.update(stateKey(rec.job_id), encode(out), revision);
-      return out;
+      await this.kv.update(stateKey(rec.job_id), text, revision);
+      return { rec: out, text };
     } catch (e) {
       if (isConflict(e)) return undefined;
       throw e;
@@ -525,7 +614,7 @@ export class JetStreamJobService implements JobStore {
       ),
     );
     await this.transition(jobId, (r) => (isFinal(r.status) ? undefined : { ...r, status: 'cancelled' as JobStatus }));
-    this.nc.publish(`${this.opts.config.stream}.done.${jobId}`);
+    this.announce(jobId);
   }
 
   // ---- the bucket ----

@@ -2,7 +2,8 @@ import pino from 'pino';
 import { JetStreamJobService } from '../../src/jobs/jetstream-store';
 import { NatsServer } from '../../src/local/nats';
 import { startTestNats } from '../support/nats';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { RequestError } from '../../src/http/jobs';
@@ -75,6 +76,66 @@ describe('durability', () => {
     expect((await front.wait(jobId, {}))!.status).toBe('succeeded');
     expect(idle.calls).toEqual([]);
     expect(runner.calls.sort()).toEqual(['t0', 't1']);
+  });
+
+  test('a DELETE while the job waits for a lane: the lane that takes it later runs nothing of it', async () => {
+    const cfg = config();
+    const agent = fakeAgent();
+    // one lane, held by a hanging job: the second job stays in the queue until the first ends
+    const s = await JetStreamJobService.connect({ config: cfg, parse, execute: agent.execute, logger, agentId: 'e-lane', lanes: 1 });
+    stores.push(s);
+    const hung = await s.submit(JSON.stringify({ tasks: [{ id: 'h0', prompt: 'hang' }] }), {});
+    await until(() => agent.calls.includes('h0'), 'the lane runs the hanging job');
+    const { jobId } = await s.submit(JSON.stringify({ tasks: [{ id: 'x0', prompt: 'x' }, { id: 'x1', prompt: 'y' }] }), {});
+    // cancelled through another replica: this one still holds the job as it submitted it
+    const other = await JetStreamJobService.connect({ config: cfg, parse, execute: fakeAgent().execute, logger, agentId: 'e-front', lanes: 0 });
+    stores.push(other);
+    expect((await other.cancel(jobId, {}))!.status).toBe('cancelled');
+    await s.cancel(hung.jobId, {});
+    // the lane takes the cancelled job (its first delivery, submitted here) and acks it
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await until(async () => {
+        const info = await jsm.consumers.info(cfg.stream, cfg.consumer);
+        return info.delivered.stream_seq >= 2 && info.num_ack_pending === 0 && info.num_pending === 0;
+      }, 'the cancelled job taken and acknowledged');
+    } finally {
+      await nc.close();
+    }
+    expect(agent.calls).toEqual(['h0']);
+    const view = await s.get(jobId, {});
+    expect(view!.status).toBe('cancelled');
+    expect(view!.results!.map((r) => (r as { error?: { code: string } }).error?.code)).toEqual(['cancelled', 'cancelled']);
+  });
+
+  test('a queue message that comes before its record is taken again until the record is there', async () => {
+    const cfg = config();
+    const agent = fakeAgent();
+    // an ack wait longer than the test: only a look again soon after, not a redelivery, gets the job run
+    const s = await open(cfg, agent.execute, 60_000);
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jobId = randomUUID();
+      const at = new Date().toISOString();
+      const raw = body(['a']);
+      const rec = { job_id: jobId, kind: 'tasks', body: raw, ids: ['t0'], created_at: at, updated_at: at, status: 'queued' };
+      await jetstream(nc).publish(`${cfg.stream}.jobs`, JSON.stringify({ job_id: jobId, rec }));
+      await new Promise((r) => setTimeout(r, 300));
+      await (await new Kvm(nc).open(cfg.bucket)).create(`${jobId}.job`, JSON.stringify(rec));
+      await until(async () => (await s.get(jobId, {}))?.status === 'succeeded', 'the job run once its record is there');
+      expect(agent.calls).toEqual(['t0']);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('another tenant waiting on a job just submitted here gets nothing', async () => {
+    const s = await open(config(), fakeAgent().execute);
+    const { jobId } = await s.submit(body(['hang']), { tenant: 'acme' });
+    expect(await s.wait(jobId, { tenant: 'other' })).toBeUndefined();
+    expect(await s.wait(jobId, {})).toBeUndefined();
+    expect((await s.cancel(jobId, { tenant: 'acme' }))!.status).toBe('cancelled');
   });
 
   test('NATS restarted mid-job: the job still finishes, each task once', async () => {
