@@ -206,22 +206,17 @@ export class AgentTracer {
    * makes one span per trip.
    */
   startInvoke(parent: TraceContext | undefined, calleeRole: string, address: string, taskId: string, jobId: string): Span {
+    const attributes: Attributes = { [GEN_AI_OPERATION_NAME]: OPERATION_INVOKE_AGENT, [GEN_AI_AGENT_NAME]: calleeRole };
     const colon = address.lastIndexOf(':');
-    return this.tracer.startSpan(
-      `${OPERATION_INVOKE_AGENT} ${calleeRole}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          [GEN_AI_OPERATION_NAME]: OPERATION_INVOKE_AGENT,
-          [GEN_AI_AGENT_NAME]: calleeRole,
-          [ATTR_SERVER_ADDRESS]: colon > 0 ? address.slice(0, colon) : address,
-          ...(colon > 0 ? { [ATTR_SERVER_PORT]: Number(address.slice(colon + 1)) } : {}),
-          [ATTR_TASK_ID]: taskId,
-          [ATTR_JOB_ID]: jobId,
-        },
-      },
-      parent ?? ROOT_CONTEXT,
-    );
+    if (colon > 0) {
+      attributes[ATTR_SERVER_ADDRESS] = address.slice(0, colon);
+      attributes[ATTR_SERVER_PORT] = Number(address.slice(colon + 1));
+    } else {
+      attributes[ATTR_SERVER_ADDRESS] = address;
+    }
+    attributes[ATTR_TASK_ID] = taskId;
+    attributes[ATTR_JOB_ID] = jobId;
+    return this.tracer.startSpan(`${OPERATION_INVOKE_AGENT} ${calleeRole}`, { kind: SpanKind.CLIENT, attributes }, parent ?? ROOT_CONTEXT);
   }
 
   /** Ends an `invoke_agent` span; `errorType` is the task's error code or the call's failure. */
