@@ -5,7 +5,7 @@ import { KV, KvEntry, KvWatchInclude, Kvm } from '@nats-io/kv';
 import * as natsNode from '@nats-io/transport-node';
 import { connect, NodeConnectionOptions } from '@nats-io/transport-node';
 import { ConfigError, JobStoreConfig } from '../config';
-import { RequestError } from '../http/jobs';
+import { ParsedJob, RequestError } from '../http/jobs';
 import { Logger } from '../logger';
 import { isFinal, JobCaller, JobEvent, JobStatus, JobView, SubmitOptions, SubmitOutcome } from './job-service';
 import { ExecuteJob, ParseJob } from './memory-store';
@@ -265,7 +265,7 @@ export class JetStreamJobService implements JobStore {
         // a message whose record failed is dropped by the runner that gets it (no such job)
         throw stored.status === 'rejected' ? stored.reason : (sent as PromiseRejectedResult).reason;
       }
-      if (own) this.runHere(rec, stored.value, own.controller, own.ended);
+      if (own) this.runHere(rec, stored.value, own.controller, own.ended, job);
     } catch (e) {
       if (own) {
         this.running.delete(rec.job_id);
@@ -552,9 +552,9 @@ export class JetStreamJobService implements JobStore {
   }
 
   /** A job submitted here runs here, outside the lanes: the lane that holds its queue message finishes what it leaves. */
-  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: () => void): void {
+  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: () => void, job: ParsedJob): void {
     const log = this.opts.logger.child({ jobId: rec.job_id });
-    const run = this.runToEnd({ rec, revision }, new Map(), controller, log)
+    const run = this.runToEnd({ rec, revision }, new Map(), controller, log, job)
       .then(
         (outcome) => {
           if (outcome === 'cut') log.info('job handed back');
@@ -609,14 +609,24 @@ export class JetStreamJobService implements JobStore {
    * and final state written and announced ('ended'), or 'cut' (handed back:
    * the results so far stay, another runner runs the rest).
    */
-  private async runToEnd(start: { rec: JobRecord; revision: number }, finished: Map<number, StoredResult>, controller: AbortController, log: Logger): Promise<'ended' | 'cut'> {
+  private async runToEnd(start: { rec: JobRecord; revision: number }, finished: Map<number, StoredResult>, controller: AbortController, log: Logger, parsed?: ParsedJob): Promise<'ended' | 'cut'> {
     const rec = start.rec;
     const jobId = rec.job_id;
     this.running.set(jobId, controller);
     try {
-      const job = this.opts.parse(rec.body, Date.parse(rec.created_at));
+      const job = parsed ?? this.opts.parse(rec.body, Date.parse(rec.created_at));
       const all = new Map(finished);
+      /** each result's JSON as stored, by index (the final state's list is made of them) */
+      const texts = new Map<number, string>();
       const writes: Promise<void>[] = [];
+      // Results that end in one turn of the event loop are written together, after it: one socket write for
+      // them all instead of one each (the client flushes what was sent at the end of each microtask).
+      let batch: Array<() => void> | undefined;
+      const flush = () => {
+        const go = batch ?? [];
+        batch = undefined;
+        for (const send of go) send();
+      };
       let final: Promise<{ rec: JobRecord; text: string } | undefined> | undefined;
       // the final state; it carries the results (when small) so a read of a finished job is one get
       const end = (r: JobRecord, inline?: StoredResult[]): JobRecord | undefined => {
@@ -635,9 +645,16 @@ export class JetStreamJobService implements JobStore {
           // a job this replica gives up (it closes) records nothing more: the next runner runs those tasks
           if (this.closed) return;
           all.set(i, r);
-          writes.push(this.createResult(jobId, i, r));
+          const text = encode(r);
+          texts.set(i, text);
+          if (!batch) {
+            batch = [];
+            setImmediate(flush);
+          }
+          writes.push(new Promise<void>((resolve, reject) => batch!.push(() => this.createResult(jobId, i, text).then(resolve, reject))));
         },
       });
+      flush();
       // handed back (the agent drains) or cut short: another replica finishes it
       if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
         await Promise.all(writes);
@@ -645,14 +662,16 @@ export class JetStreamJobService implements JobStore {
         return 'cut';
       }
       const ordered = rec.ids.map((_, i) => all.get(i));
-      const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
+      // the list as JSON, from the results' own (the same text JSON.stringify gives: one stringify less per result)
+      const list = ordered.every((r) => r !== undefined) ? `[${rec.ids.map((_, i) => texts.get(i) ?? encode(all.get(i))).join(',')}]` : undefined;
+      const inline = list !== undefined && list.length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
       const next = end(start.rec, inline);
       // A final state that carries the results goes out right behind their writes, without waiting for
       // them (one round trip, not two): NATS stores one connection's writes in the order sent, so the
       // results are in the bucket before the state that ends the job (`done` comes last). Without the
       // results in it, a read of the job needs their keys: it waits for them.
       if (next && inline) {
-        final = this.casWritten(next, start.revision);
+        final = this.casWritten(next, start.revision, list);
         final.catch(() => undefined); // its failure is seen where it is awaited, below
       }
       await Promise.all(writes);
@@ -681,10 +700,21 @@ export class JetStreamJobService implements JobStore {
     }
   }
 
-  /** Writes `rec` if the state is still at `revision`, returning it as written (and its JSON); undefined when another writer moved it on. */
-  private async casWritten(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; text: string } | undefined> {
+  /**
+   * Writes `rec` if the state is still at `revision`, returning it as written
+   * (and its JSON); undefined when another writer moved it on. `resultsJson`:
+   * `rec.results` as JSON already, put in as the last key rather than made again.
+   */
+  private async casWritten(rec: JobRecord, revision: number, resultsJson?: string): Promise<{ rec: JobRecord; text: string } | undefined> {
     const out = { ...rec, updated_at: new Date().toISOString() };
-    const text = encode(out);
+    let text: string;
+    if (resultsJson !== undefined && out.results) {
+      // JSON.stringify leaves out a key whose value is undefined: the record without its results, then them
+      const head = encode({ ...out, results: undefined });
+      text = `${head.slice(0, -1)},"results":${resultsJson}}`;
+    } else {
+      text = encode(out);
+    }
     try {
       await this.kv.update(stateKey(rec.job_id), text, revision);
       return { rec: out, text };
@@ -695,10 +725,10 @@ export class JetStreamJobService implements JobStore {
   }
 
   /** Stores a result once (create-only), retrying through a NATS outage; a result already there stands. */
-  private async createResult(jobId: string, i: number, r: StoredResult): Promise<void> {
+  private async createResult(jobId: string, i: number, text: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.kv.create(resultKey(jobId, i), encode(r));
+        await this.kv.create(resultKey(jobId, i), text);
         return;
       } catch (e) {
         if (isConflict(e)) return;
