@@ -111,8 +111,8 @@ export class JetStreamJobService implements JobStore {
   private readonly waiters = new Map<string, Set<(final?: JobRecord) => void>>();
   /** this replica's connection, as the owner of the jobs it runs itself (an agent id may repeat; this does not) */
   private readonly instance = randomUUID();
-  /** jobs submitted here that run here without going through a lane; each settles when its run ends */
-  private readonly ownRuns = new Map<string, Promise<void>>();
+  /** jobs submitted here that run here without going through a lane; each settles when its run ends (true: with the job's end written) */
+  private readonly ownRuns = new Map<string, Promise<boolean>>();
   /** settles when the agent stops taking work or closes (a lane holding another replica's job lets it go) */
   private readonly stopping: Promise<void>;
   private stopped!: () => void;
@@ -227,7 +227,7 @@ export class JetStreamJobService implements JobStore {
     const here = opts.waits === true && (this.opts.lanes ?? DEFAULT_LANES) > 0 && this.taking;
     const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: at, updated_at: at, status: here ? 'running' : 'queued' };
     const written: string[] = [];
-    let own: { controller: AbortController; ended: () => void } | undefined;
+    let own: { controller: AbortController; ended: (done: boolean) => void } | undefined;
     try {
       if (idemKey) {
         const entry: IdempotencyEntry = { job_id: rec.job_id, body_sha256: hash, at: now };
@@ -248,8 +248,8 @@ export class JetStreamJobService implements JobStore {
       if (here) {
         // known as running here before anything is sent: a cancel, or a lane that gets the message, finds it
         const controller = new AbortController();
-        let ended!: () => void;
-        this.ownRuns.set(rec.job_id, new Promise<void>((r) => (ended = r)));
+        let ended!: (done: boolean) => void;
+        this.ownRuns.set(rec.job_id, new Promise<boolean>((r) => (ended = r)));
         this.running.set(rec.job_id, controller);
         own = { controller, ended };
       }
@@ -270,7 +270,7 @@ export class JetStreamJobService implements JobStore {
       if (own) {
         this.running.delete(rec.job_id);
         this.ownRuns.delete(rec.job_id);
-        own.ended();
+        own.ended(false);
       }
       if (e instanceof RequestError) throw e;
       // nothing half-written: what this submit stored goes again (best effort: NATS may be gone)
@@ -506,7 +506,7 @@ export class JetStreamJobService implements JobStore {
     try {
       if (msg.owner !== undefined) {
         // its submitter runs it: the message stays here (kept by the progress reports) while that run lasts
-        await this.holdWhileOwnerRuns(msg.owner, jobId);
+        if (await this.holdWhileOwnerRuns(msg.owner, jobId)) return void (await ackSafely(m));
         if (!this.taking || this.closed) return void m.nak();
         // then as any redelivery: ended (ack), or left unfinished by a replica that died or handed it back (take over)
       }
@@ -552,19 +552,21 @@ export class JetStreamJobService implements JobStore {
   }
 
   /** A job submitted here runs here, outside the lanes: the lane that holds its queue message finishes what it leaves. */
-  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: () => void, job: ParsedJob): void {
+  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: (done: boolean) => void, job: ParsedJob): void {
     const log = this.opts.logger.child({ jobId: rec.job_id });
+    let done = false;
     const run = this.runToEnd({ rec, revision }, new Map(), controller, log, job)
       .then(
         (outcome) => {
-          if (outcome === 'cut') log.info('job handed back');
+          done = outcome === 'ended';
+          if (!done) log.info('job handed back');
         },
         (e: unknown) => log.error({ err: (e as Error).message }, 'job run failed; the replica holding its queue message finishes it'),
       )
       .finally(() => {
         this.ownRuns.delete(rec.job_id);
         this.runs.delete(run);
-        ended();
+        ended(done);
       });
     this.runs.add(run);
   }
@@ -574,12 +576,10 @@ export class JetStreamJobService implements JobStore {
    * it runs here; else it is asked (a request to its own subject), and asked
    * again on the job's end or every third of the ack wait. It no longer runs
    * the job once it says so, or it cannot answer (it died, or NATS lost it).
+   * True when it ran here and wrote the job's end (nothing to read back).
    */
-  private async holdWhileOwnerRuns(owner: string, jobId: string): Promise<void> {
-    if (owner === this.instance) {
-      await Promise.race([this.ownRuns.get(jobId), this.stopping]);
-      return;
-    }
+  private async holdWhileOwnerRuns(owner: string, jobId: string): Promise<boolean> {
+    if (owner === this.instance) return (await Promise.race([this.ownRuns.get(jobId), this.stopping])) === true;
     const every = Math.max(200, Math.floor(this.ackWaitMs / 3));
     while (this.taking && !this.closed) {
       // subscribed before asking: an end between the answer and the wait is not missed
@@ -589,7 +589,7 @@ export class JetStreamJobService implements JobStore {
         const runs = await this.nc
           .request(`${this.opts.config.stream}.owner.${owner}`, jobId, { timeout: Math.min(OP_TIMEOUT_MS, every) })
           .then((r: NatsMsg) => r.string() === 'running', () => false);
-        if (!runs) return;
+        if (!runs) return false;
         await Promise.race([
           (async () => {
             for await (const _ of done) return;
@@ -602,6 +602,7 @@ export class JetStreamJobService implements JobStore {
         done.unsubscribe();
       }
     }
+    return false;
   }
 
   /**
