@@ -183,3 +183,26 @@ export async function alternate(
   };
   return sides.map((side) => ({ latencies: side.latencies, roundWallMs: side.roundWallMs, cpuUs: mean(side.cpu) }));
 }
+
+/**
+ * An ideal FIFO of `slots` in the load generator itself: `run(fn)` waits its
+ * turn in arrival order, then runs `fn` in a slot; a freed slot goes to the
+ * head at once. In front of direct calls it is the overload baseline with
+ * the upstream's real service times and no hops (the issue's formula,
+ * service time x ceil(clients / slots), assumes every call takes the median).
+ */
+export function fifoGate(slots: number) {
+  let free = slots;
+  const waiting: Array<() => void> = [];
+  return async function run<T>(fn: () => Promise<T>): Promise<T> {
+    if (free > 0 && waiting.length === 0) free -= 1;
+    else await new Promise<void>((r) => waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free += 1;
+    }
+  };
+}

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { FlushScheduler } from '../grpc/flush';
 import { AgentServiceClient, ResultBatch, TaskBatch, WireResult, WireTask } from '../grpc/service';
 import { ExpiryTimer } from './expiry-timer';
 
@@ -42,10 +43,12 @@ function toolFieldsLength(m: WireTask['messages'][number]): number {
  * and kept, so sending a task costs one message on a stream that exists,
  * not a call set-up (headers, a new HTTP/2 stream, trailers) per batch.
  *
- * Tasks queued in the same turn of the event loop go out as one TaskBatch
- * per hop. Each waits for the result carrying its seq; a task still
- * unanswered at its `expiresAt` is failed with DEADLINE_EXCEEDED (one timer,
- * armed for the earliest). When the stream fails, every waiting task is
+ * Tasks queued together go out as one TaskBatch per hop, written as soon
+ * as the code that queued them is done, or at the end of the event-loop
+ * turn when the stream already wrote in it (grpc/flush.ts). Each waits
+ * for the result carrying its seq; a task still unanswered at its
+ * `expiresAt` is failed with DEADLINE_EXCEEDED (one timer, armed for the
+ * earliest). When the stream fails, every waiting task is
  * rejected with that error; when the callee ends it (draining), every
  * waiting task resolves undefined. Either way the session is closed and the
  * owner opens a new one for the next task.
@@ -58,7 +61,7 @@ export class PeerSession {
   private readonly call: grpc.ClientDuplexStream<TaskBatch, ResultBatch>;
   private readonly waiters = new Map<number, Waiter>();
   private readonly queued = new Map<number, { tasks: WireTask[]; bytes: number }>();
-  private flushScheduled = false;
+  private readonly flusher = new FlushScheduler(() => this.flush());
   /** jobs cancelled since the last flush */
   private readonly cancels = new Set<string>();
   private nextSeq = 1;
@@ -115,10 +118,7 @@ export class PeerSession {
     if (!q) this.queued.set(hop, (q = { tasks: [], bytes: 0 }));
     q.tasks.push({ ...task, seq });
     q.bytes += bytes;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.flusher.request();
     const answer = new Promise<WireResult | undefined>((resolve, reject) => {
       this.waiters.set(seq, { resolve, reject, expiresAt });
       this.timer.armFor(expiresAt);
@@ -132,14 +132,11 @@ export class PeerSession {
     return answer.finally(() => signal.removeEventListener('abort', onAbort));
   }
 
-  /** Asks the callee to abort this stream's tasks of `jobId` (sent once per turn of the event loop, with the next batch). */
+  /** Asks the callee to abort this stream's tasks of `jobId` (sent with the next batch, see FlushScheduler). */
   private cancelJob(jobId: string): void {
     if (this.ended) return;
     this.cancels.add(jobId);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.flusher.request();
   }
 
   /** Ends the session from this side; waiting tasks resolve undefined. */
@@ -148,7 +145,6 @@ export class PeerSession {
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     for (const [hop, q] of this.queued) this.write(hop, q.tasks);
     this.queued.clear();
     if (this.cancels.size > 0 && !this.ended) this.call.write({ tasks: [], hop: 0, cancel_job_ids: [...this.cancels] });

@@ -5,6 +5,7 @@ import { AdmittedGroup } from '../server/admission';
 import { AgentCore } from '../server/core';
 import type { AgentTracer, TraceCarrier } from '../telemetry';
 import { Task, TaskResult } from '../types';
+import { FlushScheduler } from './flush';
 import { AgentTls } from './mtls';
 import { agentService, ExecuteRequest, ExecuteResponse, ResultBatch, SERVER_OPTIONS, TaskBatch, toWireResult, WireResult } from './service';
 
@@ -59,16 +60,17 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
       );
     },
     Session: (call: grpc.ServerDuplexStream<TaskBatch, ResultBatch>) => {
-      // Results that finish in the same turn go back in one message.
+      // Results that finish together go back in one message (when: grpc/flush.ts).
       let out: WireResult[] = [];
       const flush = () => {
         const batch = out;
         out = [];
         if (batch.length > 0 && !call.cancelled && !call.destroyed && call.writable) call.write({ results: batch });
       };
+      const flusher = new FlushScheduler(flush);
       const send = (r: TaskResult, seq: number) => {
-        if (out.length === 0) setImmediate(flush);
         out.push({ ...toWireResult(r), seq });
+        flusher.request();
       };
       let running = 0;
       let callerDone = false;

@@ -83,18 +83,21 @@ async function postJob(core: AgentCore, store: JobStore, c: RequestContext, call
     return c.send(202, { job_id: out.jobId, status, durable: out.durable }, { location: `/v1/jobs/${out.jobId}`, 'preference-applied': 'respond-async' });
   }
   // synchronous: the answer of old, from the stored job. A client that goes away before it cancels the job
-  // (its waiting tasks leave their queues), unless the job was already there (an idempotent retry)
-  const gone = new AbortController();
+  // (its waiting tasks leave their queues), which ends the wait below; the job was already there (an
+  // idempotent retry): it runs on, and only this wait ends (an AbortController only for that rare case)
+  let left = false;
+  const gone = out.created ? undefined : new AbortController();
   c.res.once('close', () => {
     if (c.res.writableFinished) return;
-    gone.abort(new Error('the client closed the connection'));
-    if (out.created) void store.cancel(out.jobId, caller).catch(() => undefined);
+    left = true;
+    if (gone) gone.abort(new Error('the client closed the connection'));
+    else void store.cancel(out.jobId, caller).catch(() => undefined);
   });
-  const settled = await store.settle(out.jobId, caller, gone.signal).catch((e: unknown) => {
-    if (gone.signal.aborted) return undefined;
+  const settled = await store.settle(out.jobId, caller, gone?.signal).catch((e: unknown) => {
+    if (gone?.signal.aborted) return undefined;
     throw e;
   });
-  if (!settled) return;
+  if (!settled || left) return;
   const { view, results } = settled;
   const budgets = await budgetsOf(core, view, c.tenant);
   if (view.steps) {

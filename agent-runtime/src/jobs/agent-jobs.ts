@@ -21,10 +21,15 @@ export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
   const windowFor = chainWindowFor(config);
   return (jobId, job, run) => {
     const release = admission.holdJob(Math.min(job.kind === 'steps' ? job.workflow.steps.length : job.tasks.length, width));
-    const { controller, done } = lifecycle.jobController();
+    // the in-memory store's controller is the job's (its hand-back ends the job like a cancel); a durable
+    // store's stays its own, so a hand-back (the job's controller) can be told apart from a cancel (the store's)
+    const adopt = durable ? undefined : run.controller;
+    const { controller, done } = lifecycle.jobController(adopt);
     const onCancel = () => controller.abort(run.signal.reason);
-    if (run.signal.aborted) onCancel();
-    else run.signal.addEventListener('abort', onCancel, { once: true });
+    if (!adopt) {
+      if (run.signal.aborted) onCancel();
+      else run.signal.addEventListener('abort', onCancel, { once: true });
+    }
     let failed = 0;
     let shed = 0;
     const seen: StoredResult[] = [];
@@ -58,7 +63,7 @@ export function jobExecutor(core: AgentCore, durable: boolean): ExecuteJob {
     ).finally(() => {
       release();
       done();
-      run.signal.removeEventListener('abort', onCancel);
+      if (!adopt) run.signal.removeEventListener('abort', onCancel);
       metrics.jobs.inc({ outcome: seen.length > 0 && shed === seen.length ? 'shed' : failed === 0 ? 'ok' : 'partial' });
     });
   };

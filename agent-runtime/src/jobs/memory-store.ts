@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { ParsedJob } from '../http/jobs';
 import { isFinal, JobCaller, JobEvent, JobView, SubmitOptions, SubmitOutcome } from './job-service';
 import { cancelledResult, finalStatus, IDEMPOTENCY_TTL_MS, IdempotencyEntry, idsOf, JobRecord, jobBodyHash, renderResult, reuseOf, StoredResult, viewOf } from './records';
@@ -21,8 +22,16 @@ export interface MemoryJobServiceOptions {
 interface Entry {
   readonly rec: JobRecord;
   readonly results: Map<number, StoredResult>;
-  readonly events: JobEvent[];
+  /**
+   * Task or step indexes in the order their results were recorded: the
+   * event log, rendered only when someone reads it (a synchronous job that
+   * nobody watches renders its results once, for its answer).
+   */
+  readonly order: number[];
   readonly controller: AbortController;
+  /** ms of the submit and of the last change: `rec.created_at` and `rec.updated_at` are rendered from them when the job is read */
+  readonly createdAt: number;
+  updatedAt: number;
   /** woken on every new event */
   readonly listeners: Set<() => void>;
   /** the scoped idempotency key that names this job */
@@ -58,9 +67,11 @@ export class MemoryJobService implements JobStore {
       if (same !== undefined && this.jobs.has(same)) return { jobId: same, created: false, durable: false };
     }
     const job = this.opts.parse(rawBody, now);
-    const at = new Date(now).toISOString();
-    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: at, updated_at: at, status: 'queued' };
-    const entry: Entry = { rec, results: new Map(), events: [], controller: new AbortController(), listeners: new Set(), ...(scoped !== undefined ? { key: scoped } : {}) };
+    // created_at and updated_at are rendered when the job is read (view): a job nobody reads formats no dates
+    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: '', updated_at: '', status: 'queued' };
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal); // one listener per task of the job waiting for capacity
+    const entry: Entry = { rec, results: new Map(), order: [], controller, createdAt: now, updatedAt: now, listeners: new Set(), ...(scoped !== undefined ? { key: scoped } : {}) };
     this.jobs.set(rec.job_id, entry);
     if (scoped !== undefined) this.keys.set(scoped, { job_id: rec.job_id, body_sha256: hash, at: now });
     this.sweep(now);
@@ -101,18 +112,21 @@ export class MemoryJobService implements JobStore {
   async events(jobId: string, caller: JobCaller, afterEventId: string | undefined, signal: AbortSignal): Promise<AsyncIterable<JobEvent> | undefined> {
     const e = this.entry(jobId, caller);
     if (!e) return undefined;
-    // event ids are 1, 2, 3, ... in the order the results finished; an id we never gave restarts from the first
+    // event ids are 1, 2, 3, ... in the order the results finished, then `done` (id n + 1) once the job
+    // is final; an id we never gave restarts from the first
     const after = Number(afterEventId);
-    let next = Number.isInteger(after) && after > 0 ? Math.min(after, e.events.length) : 0;
+    let next = Number.isInteger(after) && after > 0 ? Math.min(after, this.eventCount(e)) : 0;
     const self = this;
     return (async function* () {
       for (;;) {
-        while (next < e.events.length) {
-          const ev = e.events[next++];
-          yield ev;
-          if (ev.event === 'done') return;
+        while (next < e.order.length) {
+          const i = e.order[next++];
+          yield { id: String(next), event: 'result', data: renderResult(e.rec.kind, e.results.get(i)!) } as JobEvent;
         }
-        if (isFinal(e.rec.status) && e.events.at(-1)?.event === 'done') return;
+        if (isFinal(e.rec.status)) {
+          if (next === e.order.length) yield { id: String(next + 1), event: 'done', data: self.view(e) } as JobEvent;
+          return;
+        }
         if (signal.aborted) return;
         await self.next(e, signal).catch(() => undefined);
       }
@@ -126,11 +140,12 @@ export class MemoryJobService implements JobStore {
   private start(entry: Entry, job: ParsedJob): void {
     if (isFinal(entry.rec.status)) return;
     entry.rec.status = 'running';
-    this.touch(entry);
+    entry.updatedAt = this.now();
     this.opts
       .execute(entry.rec.job_id, job, {
         finished: entry.results,
         signal: entry.controller.signal,
+        controller: entry.controller,
         onResult: (i, r) => this.record(entry, i, r),
         ...(entry.rec.trace ? { traceHeaders: entry.rec.trace } : {}),
         ...(entry.rec.tenant !== undefined ? { tenant: entry.rec.tenant } : {}),
@@ -145,7 +160,8 @@ export class MemoryJobService implements JobStore {
   private record(e: Entry, index: number, r: StoredResult): void {
     if (isFinal(e.rec.status) || e.results.has(index)) return;
     e.results.set(index, r);
-    this.push(e, 'result', renderResult(e.rec.kind, r));
+    e.order.push(index);
+    this.changed(e);
   }
 
   private finish(e: Entry, status: JobRecord['status']): void {
@@ -153,18 +169,18 @@ export class MemoryJobService implements JobStore {
     e.rec.status = status;
     e.finishedAt = this.now();
     this.finishedOrder.push(e.rec.job_id);
-    this.touch(e);
-    this.push(e, 'done', this.view(e));
+    this.changed(e);
   }
 
-  private push(e: Entry, event: JobEvent['event'], data: unknown): void {
-    e.events.push({ id: String(e.events.length + 1), event, data });
-    this.touch(e);
-    for (const wake of [...e.listeners]) wake();
+  /** A result or the job's end: the job's time of change, and whoever waits for its next event wakes. */
+  private changed(e: Entry): void {
+    e.updatedAt = this.now();
+    if (e.listeners.size > 0) for (const wake of [...e.listeners]) wake();
   }
 
-  private touch(e: Entry): void {
-    e.rec.updated_at = new Date(this.now()).toISOString();
+  /** Results so far, then `done` once the job is final. */
+  private eventCount(e: Entry): number {
+    return e.order.length + (isFinal(e.rec.status) ? 1 : 0);
   }
 
   /** Resolves at the job's next event (rejects when `signal` aborts first). */
@@ -192,6 +208,8 @@ export class MemoryJobService implements JobStore {
   }
 
   private view(e: Entry): JobView {
+    if (e.rec.created_at === '') (e.rec as { created_at: string }).created_at = new Date(e.createdAt).toISOString();
+    e.rec.updated_at = new Date(e.updatedAt).toISOString();
     return viewOf(e.rec, e.results, false);
   }
 

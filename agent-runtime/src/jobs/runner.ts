@@ -20,6 +20,13 @@ export interface JobRun {
   readonly finished: ReadonlyMap<number, StoredResult>;
   /** the job's cancel, or the agent handing its work back */
   readonly signal: AbortSignal;
+  /**
+   * The controller behind `signal`, when the store lets the agent abort it
+   * too (the in-memory store: a hand-back there is an end like a cancel).
+   * The agent then uses it for the job instead of linking a controller of
+   * its own to `signal`: one AbortController per job fewer.
+   */
+  readonly controller?: AbortController;
   /** each task's or step's final result as it ends, with its index in the job */
   readonly onResult: (index: number, result: StoredResult) => void;
   /** the submitter's W3C trace context (`traceparent`, `tracestate`) */

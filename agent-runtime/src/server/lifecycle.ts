@@ -51,11 +51,15 @@ export class Lifecycle {
    * A job's controller: its signal is aborted by the caller (e.g. the
    * client went away) or by the hand-back. One controller per job, aborted
    * through this set: cheaper than AbortSignal.any, which showed in profiles.
-   * Call `done` when the job ends.
+   * Call `done` when the job ends. `adopt`: a controller the job already
+   * has (the hand-back aborts it), instead of a new one.
    */
-  jobController(): { controller: AbortController; done: () => void } {
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal); // one listener per task waiting for capacity
+  jobController(adopt?: AbortController): { controller: AbortController; done: () => void } {
+    let controller = adopt;
+    if (!controller) {
+      controller = new AbortController();
+      setMaxListeners(0, controller.signal); // one listener per task waiting for capacity
+    }
     this.jobs.add(controller);
     return { controller, done: () => this.jobs.delete(controller) };
   }
