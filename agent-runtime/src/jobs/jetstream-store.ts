@@ -540,11 +540,7 @@ export class JetStreamJobService implements JobStore {
         finished = await this.results(jobId);
         if (m.info.deliveryCount > 1 || msg.owner !== undefined) log.info({ finished: finished.size, total: start.rec.ids.length }, 'job taken over: running the tasks without a result');
       }
-      if ((await this.runToEnd(start, finished, new AbortController(), log)) === 'cut') {
-        log.info('job handed back');
-        m.nak();
-        return;
-      }
+      if ((await this.runToEnd(start, finished, new AbortController(), log)) === 'cut') return void m.nak();
       await ackSafely(m);
     } finally {
       clearInterval(heartbeat);
@@ -559,7 +555,6 @@ export class JetStreamJobService implements JobStore {
       .then(
         (outcome) => {
           done = outcome === 'ended';
-          if (!done) log.info('job handed back');
         },
         (e: unknown) => log.error({ err: (e as Error).message }, 'job run failed; the replica holding its queue message finishes it'),
       )
@@ -659,7 +654,7 @@ export class JetStreamJobService implements JobStore {
       // handed back (the agent drains) or cut short: another replica finishes it
       if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
         await Promise.all(writes);
-        log.debug({ finished: all.size, total: rec.ids.length }, 'job cut short');
+        log.info({ finished: all.size, total: rec.ids.length }, 'job handed back');
         return 'cut';
       }
       const ordered = rec.ids.map((_, i) => all.get(i));

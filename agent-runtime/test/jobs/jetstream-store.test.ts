@@ -209,10 +209,13 @@ describe('durability', () => {
     expect(b.calls.sort()).toEqual(['t2', 't3']);
   });
 
-  test('NATS restarted mid-job: the job still finishes, each task once', async () => {
+  test.each([
+    ['queued', false],
+    ['run by its waiting submitter', true],
+  ])('NATS restarted mid-job (%s): the job still finishes, each task once', async (_what, waits) => {
     const agent = fakeAgent(1, { delayMs: 150 });
     const s = await open(config(), agent.execute, 5_000);
-    const { jobId } = await s.submit(body(['a', 'b', 'c', 'd', 'e', 'f']), {});
+    const { jobId } = await s.submit(body(['a', 'b', 'c', 'd', 'e', 'f']), { waits });
     await until(() => agent.calls.length >= 2, 'two tasks started');
     await nats.kill();
     await new Promise((r) => setTimeout(r, 400));
