@@ -309,19 +309,36 @@ export class JetStreamJobService implements JobStore {
 
   async settle(jobId: string, caller: JobCaller, signal?: AbortSignal): Promise<SettledJob | undefined> {
     this.ensureConnected();
-    // runners announce a job's end on a core subject; subscribed before the first read, so no end is missed
-    // between the two (a NATS outage can lose one: the state is read again every second as well)
-    const done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`);
     let wake: (() => void) | undefined;
     let announced = false;
     let final: JobRecord | undefined;
-    void (async () => {
-      for await (const m of done) {
-        announced = true;
-        if (m.data.length > 0) final = m.json<JobRecord>();
+    // runners announce a job's end on a core subject; subscribed before the first read, so no end is missed
+    // between the two (a NATS outage can lose one: the state is read again every second as well)
+    let done: Subscription | undefined;
+    let over = false;
+    const listen = () => {
+      if (done || over) return;
+      const sub = (done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`));
+      void (async () => {
+        for await (const m of sub) {
+          announced = true;
+          if (m.data.length > 0) final = m.json<JobRecord>();
+          wake?.();
+        }
+      })();
+    };
+    // A job its submitter runs here ends here: the waiter below hears it, no subscription needed, unless the
+    // run here leaves the job to another replica (it hands it back): then its end comes over NATS.
+    const own = this.ownRuns.get(jobId);
+    if (own) {
+      void own.then((ended) => {
+        if (ended) return;
+        listen();
         wake?.();
-      }
-    })();
+      });
+    } else {
+      listen();
+    }
     // a runner in this process wakes it directly (and hands over the final record without a parse)
     const local = (rec?: JobRecord) => {
       announced = true;
@@ -361,7 +378,8 @@ export class JetStreamJobService implements JobStore {
         announced = false;
       }
     } finally {
-      done.unsubscribe();
+      over = true;
+      done?.unsubscribe();
       waiting.delete(local);
       if (waiting.size === 0 && this.waiters.get(jobId) === waiting) this.waiters.delete(jobId);
     }
