@@ -44,7 +44,7 @@ const MAX_INLINE_BYTES = 256 * 1024;
 const SUBMITTED_MEMORY_MS = 5_000;
 const SUBMITTED_MEMORY_MAX = 4_096;
 
-/** A job this replica just submitted: its record as queued, and its KV revision once NATS confirms the write. */
+/** A job this replica just submitted: its record as submitted, and its KV revision once NATS confirms the write. */
 interface Submitted {
   readonly rec: JobRecord;
   readonly revision: Promise<number | undefined>;
@@ -95,6 +95,12 @@ function isConflict(e: unknown): boolean {
  * While a job runs, its runner reports progress (`working`) so the ack wait
  * never expires under a live runner. A cancel is written to the job's state
  * and announced on a core NATS subject that every runner listens to.
+ *
+ * A submitter that waits for the job's end (a synchronous POST) runs it
+ * itself, without a lane's pick-up: the job is stored as running, and the
+ * lane that gets its queue message holds it while the submitter runs the job
+ * (asking it on its own subject), then acks it, or runs what is left should
+ * the submitter die or hand the job back.
  */
 export class JetStreamJobService implements JobStore {
   readonly durable = true;
@@ -348,7 +354,7 @@ export class JetStreamJobService implements JobStore {
     let waiting = this.waiters.get(jobId);
     if (!waiting) this.waiters.set(jobId, (waiting = new Set()));
     waiting.add(local);
-    // A job submitted here moments ago is known as it was queued: its first waiter (normally the submit's own,
+    // A job submitted here moments ago is known as it was submitted: its first waiter (normally the submit's own,
     // subscribed in the same turn, before the job can end) waits without a read; later ones read. (A first
     // waiter that comes after the job ended elsewhere reads it one poll second later.)
     const mine = this.submitted.get(jobId);
