@@ -425,7 +425,11 @@ export async function benchMemory(inFlight = 2000) {
  * ceil(64 / 32), the issue's formula; and vs a real FIFO of 32 slots in the
  * load generator in front of direct calls, which has the mock's own spread
  * of service times (its p99 is the floor a zero-overhead FIFO reaches on
- * this machine). Alternating rounds, as in benchOverhead.
+ * this machine); and vs the same FIFO in front of two do-nothing HTTP
+ * relays (the entry path's two extra processes with none of their work: a
+ * slot there is held over both hops, one more than the entry's own queue
+ * holds it, so this floor leans in the entry's favour). Alternating rounds,
+ * as in benchOverhead.
  */
 export async function benchOverload(stockHub: string, latencies: number[] = [0, 20], total = 2000, concurrency = 64) {
   const capacity = JSON.parse(readRoles(stockHub).find((r: { entry: boolean }) => r.entry)!.configJson)
@@ -439,6 +443,11 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
       const callDirect = (i: number) => direct.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` });
       const gate = fifoGate(capacity);
       const callFifo = (i: number) => gate(() => callDirect(i));
+      const relay2 = await startRelayProcess(mock.url.replace(/\/v1$/, ''));
+      const relay1 = await startRelayProcess(relay2.url);
+      const relayed = poster(relay1.url, concurrency);
+      const relayGate = fifoGate(capacity);
+      const callRelayFifo = (i: number) => relayGate(() => relayed.post('/v1/chat/completions', chat(i), { authorization: `Bearer ${API_KEY}` }));
       let failed = 0;
       const codes: Record<string, number> = {};
       const callEntry = async (i: number) => {
@@ -458,7 +467,7 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
         for (const fn of [callDirect, callEntry]) await load(1000, concurrency, fn);
         failed = 0;
         for (const k of Object.keys(codes)) delete codes[k];
-        const [d, e, f] = await alternate(ROUNDS, total / ROUNDS, concurrency, {}, [callDirect, callEntry, callFifo]);
+        const [d, e, f, rf] = await alternate(ROUNDS, total / ROUNDS, concurrency, {}, [callDirect, callEntry, callFifo, callRelayFifo]);
         const service = pct(d.latencies, 50);
         const idealFifo = service * Math.ceil(concurrency / capacity);
         rows.push({
@@ -483,13 +492,19 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
           fifoP99VsIdealFifo: round(pct(f.latencies, 99) / idealFifo),
           p99VsMeasuredFifo: round(pct(e.latencies, 99) / pct(f.latencies, 99)),
           p50VsMeasuredFifo: round(pct(e.latencies, 50) / pct(f.latencies, 50)),
+          relayFifoP50ms: round(pct(rf.latencies, 50), 3),
+          relayFifoP99ms: round(pct(rf.latencies, 99), 3),
+          // the floor of a two-hop path on this machine, against the issue's formula, and the entry against it
+          relayFifoP99VsIdealFifo: round(pct(rf.latencies, 99) / idealFifo),
+          p99VsRelayFifo: round(pct(e.latencies, 99) / pct(rf.latencies, 99)),
           target: latencyMs === 20 ? 'p99 <= 1.5x ideal FIFO' : '-',
           met: latencyMs === 20 ? pct(e.latencies, 99) <= 1.5 * idealFifo : '-',
           failed,
           failures: JSON.stringify(codes),
         });
       } finally {
-        await Promise.all([direct.close(), entry.close()]);
+        await Promise.all([direct.close(), entry.close(), relayed.close()]);
+        await Promise.all([relay1.close(), relay2.close()]);
       }
     });
   }

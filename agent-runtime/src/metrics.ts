@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { BudgetMetrics } from './budget/budgets';
 import type { BudgetKind } from './budget/ledger';
 import { ExitReason, QueueObserver } from './coordination/admission';
+import { histogramSeries } from './telemetry/prom-series';
 import { OPERATION_DURATION_BUCKETS, TOKEN_USAGE_BUCKETS } from './telemetry/semconv';
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2, isolated: 3 } as const;
@@ -160,7 +161,8 @@ export class RuntimeMetrics implements BudgetMetrics {
     let o = this.queueObservers.get(id);
     if (!o) {
       const length = this.queueLength.labels(stage, target);
-      const wait = this.queueWait.labels(stage, target);
+      // bound once: every task passes here, most with a wait of 0
+      const wait = histogramSeries(this.queueWait, { stage, target });
       length.set(0);
       o = {
         length: (n: number) => length.set(n),

@@ -1,6 +1,6 @@
 import { InferenceExecutor } from '../src/inference/executor';
-import { ModelPolicy } from '../src/resilience/model-policy';
-import { ServerError } from '../src/upstream/errors';
+import { DeadlineExceededError, ModelPolicy } from '../src/resilience/model-policy';
+import { RateLimitError, ServerError } from '../src/upstream/errors';
 import { RuntimeMetrics } from '../src/metrics';
 import { startMockUpstream, MockUpstream } from '../src/mock/upstream';
 import { UpstreamClient } from '../src/upstream/client';
@@ -71,6 +71,29 @@ test.each([
   // the delays the policy scheduled, not the time that passed: a loaded machine cannot change them
   expect(delays).toEqual(expected);
 });
+
+test("one model's policy serves calls with different deadlines: each retry's sleep is bounded by its own call's deadline", async () => {
+  const delays: number[] = [];
+  const retry = { maxAttempts: 2, initialDelayMs: 0, maxDelayMs: 0 };
+  const policy = new ModelPolicy('gpt-4.1', referenceCatalog()['gpt-4.1'], retry, 64, { onRetry: (_m, _reason, ms) => delays.push(ms) });
+  // both calls are asked to wait 2 s (Retry-After); only the one with the time for it does
+  const flaky = () => {
+    let calls = 0;
+    return async () => {
+      calls += 1;
+      if (calls === 1) throw new RateLimitError('scripted 429', 429, 2000);
+      return 'ok';
+    };
+  };
+  const started = Date.now();
+  const [near, far] = await Promise.all([policy.execute(inMs(150), flaky()).catch((e: Error) => e), policy.execute(inMs(10_000), flaky())]);
+  // the near call slept at most to its deadline, then found it passed
+  expect(delays.sort((a, b) => a - b)[0]).toBeLessThanOrEqual(150);
+  expect(delays[1]).toBe(2000);
+  expect(near).toBeInstanceOf(DeadlineExceededError);
+  expect(far).toEqual({ value: 'ok', attempts: 2 });
+  expect(Date.now() - started).toBeGreaterThanOrEqual(1990);
+}, 10_000);
 
 test('retries stop at the deadline: a hanging upstream ends as a timeout within the deadline', async () => {
   mock.setBehaviour({ script: ['hang', 'hang', 'hang', 'hang'] });

@@ -69,3 +69,48 @@ test('the no-tokenizer fast path only says "fits" when the byte bound proves it'
   expect(fitsWithoutCounting([{ role: 'user', content: cjk }], opts)).toBe(false);
   expect(fitsWithoutCounting([{ role: 'user', content: cjk.slice(0, 250) }], opts)).toBe(true);
 });
+
+// Counts are cached per text (the instructions and tool definitions repeat on
+// every call); a cached count must be the count.
+
+test('a repeated text is tokenized once, and a cached count is the same count', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const o200k = require('gpt-tokenizer/encoding/o200k_base') as { countTokens(text: string): number; isWithinTokenLimit(text: string, limit: number): number | false };
+  const spy = jest.spyOn(o200k, 'countTokens');
+  const bounded = jest.spyOn(o200k, 'isWithinTokenLimit');
+  try {
+    const instructions = `You are the validation role ${Date.now()}. Check every claim against the sources and answer in JSON.`;
+    const first = countTokens(instructions, 'o200k_base');
+    expect(first).toBe(encode(instructions).length);
+    expect(countTokens(instructions, 'o200k_base')).toBe(first);
+    expect(spy.mock.calls.filter(([t]) => t === instructions)).toHaveLength(1);
+    // the window's own counting reads the same cache, and agrees with counting afresh
+    const newest: ChatMessage = { role: 'user', content: `a question not seen before ${Date.now()}` };
+    const msgs: ChatMessage[] = [{ role: 'system', content: instructions }, turn(1, 3000), turn(2, 3000), newest];
+    const window = { contextWindowTokens: 9000, reserveTokens: 100, tokenizer: 'o200k_base' };
+    const again = fitToWindow(msgs, window);
+    expect(again.promptTokens).toBe(REPLY_PRIMING_TOKENS + [msgs[0], ...again.messages.slice(1)].reduce((n, m) => n + encode(m.content).length + MESSAGE_OVERHEAD_TOKENS, 0));
+    expect(again.messages.map((m) => m.content)).toEqual([instructions, newest.content]);
+    expect(spy.mock.calls.filter(([t]) => t === instructions)).toHaveLength(1);
+    expect(bounded.mock.calls.filter(([t]) => t === instructions)).toHaveLength(0);
+    expect(bounded.mock.calls.filter(([t]) => t === newest.content)).toHaveLength(1);
+  } finally {
+    spy.mockRestore();
+    bounded.mockRestore();
+  }
+});
+
+test('the count cache is bounded: a text not seen for a while is counted again', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const o200k = require('gpt-tokenizer/encoding/o200k_base') as { countTokens(text: string): number };
+  const spy = jest.spyOn(o200k, 'countTokens');
+  try {
+    const old = `evicted ${Date.now()}`;
+    countTokens(old, 'o200k_base');
+    for (let i = 0; i < 2000; i++) expect(countTokens(`one-off user turn ${i}`, 'o200k_base')).toBe(encode(`one-off user turn ${i}`).length);
+    countTokens(old, 'o200k_base');
+    expect(spy.mock.calls.filter(([t]) => t === old)).toHaveLength(2);
+  } finally {
+    spy.mockRestore();
+  }
+});

@@ -22,9 +22,48 @@ function encoder(name: string): Encoder {
 export const MESSAGE_OVERHEAD_TOKENS = 4;
 export const REPLY_PRIMING_TOKENS = 3;
 
+/**
+ * Counts of texts seen lately, per tokenizer. BPE is the costliest step of a
+ * budgeted call (tens of microseconds for a few hundred characters) and most
+ * of a prompt repeats on every call: the role's instructions, the tool
+ * definitions, the answer schema. A count is a pure function of the text, so
+ * the cache changes no answer. Least recently used out first (a Map keeps
+ * insertion order; a hit moves its text to the end), so the texts every call
+ * sends stay while one-off user turns pass through.
+ */
+const COUNT_CACHE_ENTRIES = 512;
+// longer texts are rare and would pin their memory: counted every time
+const COUNT_CACHE_MAX_CHARS = 64 * 1024;
+const counted = new Map<string, Map<string, number>>();
+
+function cachedCount(text: string, tokenizer: string): number | undefined {
+  const cache = counted.get(tokenizer);
+  const n = cache?.get(text);
+  if (n !== undefined) {
+    cache!.delete(text);
+    cache!.set(text, n);
+  }
+  return n;
+}
+
+function remember(text: string, tokenizer: string, n: number): void {
+  if (text.length > COUNT_CACHE_MAX_CHARS) return;
+  let cache = counted.get(tokenizer);
+  if (!cache) {
+    cache = new Map();
+    counted.set(tokenizer, cache);
+  }
+  if (cache.size >= COUNT_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  cache.set(text, n);
+}
+
 export function countTokens(text: string, tokenizer: string): number {
+  const known = cachedCount(text, tokenizer);
+  if (known !== undefined) return known;
   const e = encoder(tokenizer);
-  return e.countTokens ? e.countTokens(text) : e.encode(text).length;
+  const n = e.countTokens ? e.countTokens(text) : e.encode(text).length;
+  remember(text, tokenizer, n);
+  return n;
 }
 
 /** The text of a message that costs tokens: its content, and the calls of an assistant turn that asked for tools. */
@@ -43,8 +82,13 @@ export function messageTokens(m: ChatMessage, tokenizer: string): number {
 function messageTokensUpTo(m: ChatMessage, tokenizer: string, limit: number): number {
   const overhead = MESSAGE_OVERHEAD_TOKENS + (m.name ? 1 : 0);
   if (limit < overhead) return Infinity;
-  const n = encoder(tokenizer).isWithinTokenLimit(textOf(m), limit - overhead);
-  return n === false ? Infinity : n + overhead;
+  const text = textOf(m);
+  const known = cachedCount(text, tokenizer);
+  if (known !== undefined) return known > limit - overhead ? Infinity : known + overhead;
+  const n = encoder(tokenizer).isWithinTokenLimit(text, limit - overhead);
+  if (n === false) return Infinity;
+  remember(text, tokenizer, n);
+  return n + overhead;
 }
 
 export class ContextOverflowError extends Error {

@@ -53,6 +53,8 @@ export class Dispatcher {
   private readonly sessions = new Map<string, PeerSession>();
   /** Where tasks wait, in arrival order, when every eligible pod is full. */
   readonly queue: CalleeQueue;
+  /** The eligible callee roles and their queue key, by (target role, model): the peers' roles and models are fixed by the config. */
+  private readonly routes = new Map<string, { readonly eligible: ReadonlySet<string>; readonly key: string }>();
 
   constructor(private readonly opts: DispatcherOptions) {
     this.margin = opts.returnMarginMs ?? 50;
@@ -85,22 +87,30 @@ export class Dispatcher {
       error: { code, message },
     });
 
-    // A task names a role: it goes to the callees that are that role or have
-    // it below them (peers[].roles), and each hop does the same on the way down.
-    // A supervisor given a task for itself passes it to any of its callees.
-    let target = task.role;
-    let via = target ? pool.rolesReaching(target) : undefined;
-    if (via && via.length === 0 && target === this.opts.role) target = via = undefined;
-    if (via && via.length === 0) {
-      return fail('bad_request', `role '${target}' is not a callee of this agent nor below one (reachable: ${pool.reachableRoles().join(', ') || 'none'})`);
+    const routeKey = `${task.role ?? ''}\u0000${task.model ?? ''}`;
+    let route = this.routes.get(routeKey);
+    if (!route) {
+      // A task names a role: it goes to the callees that are that role or have
+      // it below them (peers[].roles), and each hop does the same on the way down.
+      // A supervisor given a task for itself passes it to any of its callees.
+      let target = task.role;
+      let via = target ? pool.rolesReaching(target) : undefined;
+      if (via && via.length === 0 && target === this.opts.role) target = via = undefined;
+      if (via && via.length === 0) {
+        return fail('bad_request', `role '${target}' is not a callee of this agent nor below one (reachable: ${pool.reachableRoles().join(', ') || 'none'})`);
+      }
+      const accepting = pool.rolesAccepting(task.model);
+      const roles = new Set(via ? accepting.filter((r) => via.includes(r)) : accepting);
+      if (roles.size === 0) {
+        return fail('bad_request', `no callee accepts model '${task.model}'${target ? ` on the way to role '${target}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
+      }
+      this.routes.set(routeKey, (route = { eligible: roles, key: [...roles].sort().join(',') }));
     }
-    const accepting = pool.rolesAccepting(task.model);
-    const eligible = new Set(via ? accepting.filter((r) => via.includes(r)) : accepting);
-    if (eligible.size === 0) {
-      return fail('bad_request', `no callee accepts model '${task.model}'${target ? ` on the way to role '${target}'` : ''}; callees and their models are listed in this agent's config (peers[].models)`);
-    }
-    const key = [...eligible].sort().join(',');
-    const wireTask = toWireTask(task);
+    const { eligible, key } = route;
+    // what every trip of this task sends (a trip adds its trace context): built once
+    const wireTask: WireTask = toWireTask(task);
+    wireTask.deadline_unix_ms = deadlineAt - this.margin;
+    wireTask.job_id = jobId;
     let bytes = taskBytesBound(wireTask);
     if (bytes > this.maxMessageBytes - 1024 && (bytes = taskBytes(wireTask)) > this.maxMessageBytes - 1024) {
       return fail('bad_request', `task is about ${bytes} bytes, more than a callee accepts (${this.maxMessageBytes} bytes, limits.maxRequestBytes); split its messages or raise maxRequestBytes`);
@@ -141,7 +151,7 @@ export class Dispatcher {
       const tracer = this.opts.tracer;
       const span = tracer?.startInvoke(task.trace, ep.role, ep.address, task.id, jobId);
       try {
-        wire = await this.call(ep, jobId, wireTask, deadlineAt - this.margin, hop + 1, bytes, span && tracer!.carrierOf(span), signal);
+        wire = await this.call(ep, wireTask, hop + 1, bytes, span && tracer!.carrierOf(span), signal);
         if (span) tracer!.endTask(span, !wire ? 'no_answer' : wire.ok ? undefined : wire.error?.code || 'internal', wire?.error?.message);
       } catch (e) {
         const err = e as grpc.ServiceError;
@@ -228,7 +238,7 @@ export class Dispatcher {
    * `signal` (the job's) aborts while the task is out, the pod is told to
    * abort it, and answers it `cancelled`.
    */
-  private call(ep: Endpoint, jobId: string, task: WireTask, deadlineAt: number, hop: number, bytes: number, trace?: TraceCarrier, signal?: AbortSignal): Promise<WireResult | undefined> {
+  private call(ep: Endpoint, task: WireTask, hop: number, bytes: number, trace?: TraceCarrier, signal?: AbortSignal): Promise<WireResult | undefined> {
     let s = this.sessions.get(ep.address);
     if (!s || s.closed) {
       s = new PeerSession(ep.client, ep.address, this.maxMessageBytes - 1024, (closed) => {
@@ -236,9 +246,10 @@ export class Dispatcher {
       });
       this.sessions.set(ep.address, s);
     }
-    // the pod answers by the deadline; waiting on may take only the margin of the way home
-    if (!trace) return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId }, hop, deadlineAt + this.margin / 2, bytes, signal);
-    return s.send({ ...task, deadline_unix_ms: deadlineAt, job_id: jobId, ...trace }, hop, deadlineAt + this.margin / 2, bytes + traceLength(trace), signal);
+    // the pod answers by the deadline (task.deadline_unix_ms); waiting on may take only the margin of the way home
+    const waitUntil = Number(task.deadline_unix_ms) + this.margin / 2;
+    if (!trace) return s.send(task, hop, waitUntil, bytes, signal);
+    return s.send({ ...task, ...trace }, hop, waitUntil, bytes + traceLength(trace), signal);
   }
 
   /** Ends every session (the agent is stopping); tasks still waiting resolve undefined. */

@@ -53,7 +53,7 @@ async function submit(store: JobStore, raw: string, caller: JobCaller, key: stri
   const { traceparent, tracestate } = c.req.headers;
   const trace = typeof traceparent === 'string' ? { traceparent, ...(typeof tracestate === 'string' ? { tracestate } : {}) } : undefined;
   try {
-    return await store.submit(raw, { ...caller, ...(key !== undefined ? { idempotencyKey: key } : {}), ...(trace ? { trace } : {}) });
+    return await store.submit(raw, { ...caller, ...(key !== undefined ? { idempotencyKey: key } : {}), ...(trace ? { trace } : {}), ...(prefersAsync(c) ? {} : { waits: true }) });
   } catch (e) {
     // a bad body (4xx) counts as rejected; a store that cannot be reached is the store's 503
     if (e instanceof RequestError && e.status < 500) core.metrics.jobs.inc({ outcome: 'rejected' });

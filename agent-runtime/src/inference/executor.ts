@@ -12,6 +12,7 @@ import { buildModelPolicies, DeadlineExceededError, drainPolicies, ModelPolicy }
 import { ChatRequest, ChatResponse, ResponseFormat, ToolDefinition, UpstreamClient } from '../upstream/client';
 import { AuthenticationError, BadRequestError, RateLimitError, ServerError, UpstreamAbortedError, UpstreamError, UpstreamTimeoutError } from '../upstream/errors';
 import type { AgentTracer, TraceContext } from '../telemetry';
+import { counterSeries, CounterSeries, histogramSeries, HistogramSeries } from '../telemetry/prom-series';
 import { OPERATION_CHAT, PROVIDER_OPENAI } from '../telemetry/semconv';
 import type { ToolRunner } from '../tools/mcp-toolbox';
 import { ChatMessage, SpendScope, Task, TaskErrorCode, TaskExecutor, TaskResult, ToolCallRecord, Usage } from '../types';
@@ -45,6 +46,10 @@ export class InferenceExecutor implements TaskExecutor {
   // Made on the first response schema: roles without one do not load them at boot.
   private readonly ajvs = new Map<'draft-07' | '2020-12', Ajv>();
   private readonly validators = new Map<string, ValidateFunction>();
+  // metric series bound once (per model, per task outcome) rather than labelled on every call
+  private readonly series = new Map<string, ModelSeries>();
+  private readonly outcomes = new Map<string, CounterSeries>();
+  private readonly chains = new Map<string, readonly string[]>();
 
   constructor(private readonly opts: InferenceExecutorOptions) {
     this.config = opts.config;
@@ -96,7 +101,7 @@ export class InferenceExecutor implements TaskExecutor {
     const toolCalls: ToolCallRecord[] = [];
     const finish = (r: Omit<TaskResult, 'id' | 'latencyMs' | 'agentId' | 'attempts' | 'costUsd' | 'usage' | 'toolCalls'>): TaskResult => {
       metrics.inFlightTasks.dec();
-      metrics.tasks.inc({ outcome: r.ok ? 'ok' : r.error!.code });
+      this.outcomeSeries(r.ok ? 'ok' : r.error!.code).inc();
       return {
         id: task.id,
         latencyMs: Date.now() - started,
@@ -140,7 +145,7 @@ export class InferenceExecutor implements TaskExecutor {
 
     // `allowed` limits what a task may ask for; the fallbacks the catalog slice
     // carries are usable whenever the requested model cannot answer.
-    const chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
+    const chain = this.chainOf(requested);
     let from = 0;
     for (let round = 0; ; round++) {
       const answer = await this.callModel(chain, from, conversation, call, deadlineAt, task.id, signal, task.trace, task.spend);
@@ -214,9 +219,10 @@ export class InferenceExecutor implements TaskExecutor {
       }
       const entry = this.config.catalog[model];
       const policy = this.policies.get(model)!;
+      const series = this.seriesOf(model);
       let messages: readonly ChatMessage[];
       try {
-        const window = { ...entry, maxTokens: call.maxTokens };
+        const window = { contextWindowTokens: entry.contextWindowTokens, reserveTokens: entry.reserveTokens, maxTokens: call.maxTokens, tokenizer: entry.tokenizer };
         messages = fitsWithoutCounting(conversation, window) ? conversation : pairToolTurns(fitToWindow(conversation, window).messages);
       } catch (e) {
         if (e instanceof ContextOverflowError) {
@@ -229,14 +235,11 @@ export class InferenceExecutor implements TaskExecutor {
       // With a budget, the call must have a bound: without max_tokens the
       // worst case is the rest of the model's window, and the request says so.
       const worst = budgets ? this.worstCase(model, messages, call) : undefined;
-      const req: ChatRequest = {
-        model,
-        messages,
-        max_tokens: call.maxTokens ?? worst?.maxTokens,
-        ...(call.temperature !== undefined ? { temperature: call.temperature } : {}),
-        ...(call.tools && call.tools.length > 0 ? { tools: call.tools } : {}),
-        ...(call.responseFormat ? { response_format: call.responseFormat } : {}),
-      };
+      // fields set one by one: conditional spreads cost a temporary object each
+      const req: { -readonly [K in keyof ChatRequest]: ChatRequest[K] } = { model, messages, max_tokens: call.maxTokens ?? worst?.maxTokens };
+      if (call.temperature !== undefined) req.temperature = call.temperature;
+      if (call.tools && call.tools.length > 0) req.tools = call.tools;
+      if (call.responseFormat) req.response_format = call.responseFormat;
       // attempts on this model so far: a retry's span counts the ones before it
       let tries = 0;
       try {
@@ -253,20 +256,20 @@ export class InferenceExecutor implements TaskExecutor {
             try {
               const res = await this.opts.client.chat(req, span ? { timeoutMs, signal: s, headers: tracer!.carrierOf(span) as Record<string, string> } : { timeoutMs, signal: s });
               const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-              metrics.upstreamRequests.inc({ model, outcome: 'ok' });
-              spentUsd = costUsd(entry, res.usage);
-              metrics.upstreamLatency.observe({ model }, seconds);
-              const labels = { gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: model, gen_ai_response_model: res.model };
-              metrics.genAiOperationDuration.observe(labels, seconds);
-              metrics.genAiTokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, res.usage.promptTokens);
-              metrics.genAiTokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, res.usage.completionTokens);
+              series.ok.inc();
+              if (hold) spentUsd = costUsd(entry, res.usage);
+              series.latency.observe(seconds);
+              const genAi = series.answeredBy(res.model);
+              genAi.duration.observe(seconds);
+              genAi.input.observe(res.usage.promptTokens);
+              genAi.output.observe(res.usage.completionTokens);
               if (span) tracer!.endChat(span, { ok: true, model: res.model, id: res.id, finishReason: res.finishReason, inputTokens: res.usage.promptTokens, outputTokens: res.usage.completionTokens });
               return res;
             } catch (e) {
               const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
               const type = errorType(e);
               metrics.upstreamRequests.inc({ model, outcome: e instanceof UpstreamError ? e.name : 'error' });
-              metrics.upstreamLatency.observe({ model }, seconds);
+              series.latency.observe(seconds);
               metrics.genAiOperationDuration.observe({ gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: model, error_type: type }, seconds);
               if (span) tracer!.endChat(span, { ok: false, errorType: type, message: (e as Error).message });
               throw e;
@@ -314,11 +317,40 @@ export class InferenceExecutor implements TaskExecutor {
   private account(model: string, res: ChatResponse): number {
     const entry = this.config.catalog[model];
     const cost = costUsd(entry, res.usage);
-    const m = this.opts.metrics;
-    m.tokens.inc({ model, kind: 'prompt' }, res.usage.promptTokens);
-    m.tokens.inc({ model, kind: 'completion' }, res.usage.completionTokens);
-    m.costUsd.inc({ model }, cost);
+    const series = this.seriesOf(model);
+    series.promptTokens.inc(res.usage.promptTokens);
+    series.completionTokens.inc(res.usage.completionTokens);
+    series.cost.inc(cost);
     return cost;
+  }
+
+  /** The requested model, then its catalog fallbacks this role has a policy for, each once (fixed per model: made on first use). */
+  private chainOf(requested: string): readonly string[] {
+    let chain = this.chains.get(requested);
+    if (!chain) {
+      chain = [requested, ...this.config.catalog[requested].fallbacks].filter((m, i, all) => all.indexOf(m) === i && this.policies.has(m));
+      this.chains.set(requested, chain);
+    }
+    return chain;
+  }
+
+  private seriesOf(model: string): ModelSeries {
+    let s = this.series.get(model);
+    if (!s) {
+      s = new ModelSeries(this.opts.metrics, model);
+      this.series.set(model, s);
+    }
+    return s;
+  }
+
+  /** agent_tasks_total's series for one outcome ('ok' or an error code: a closed set). */
+  private outcomeSeries(outcome: string): CounterSeries {
+    let s = this.outcomes.get(outcome);
+    if (!s) {
+      s = counterSeries(this.opts.metrics.tasks, { outcome });
+      this.outcomes.set(outcome, s);
+    }
+    return s;
   }
 
   /** A compiled validator per distinct answer schema (tasks of a workflow share a few). */
@@ -343,6 +375,56 @@ export class InferenceExecutor implements TaskExecutor {
     }
     return v;
   }
+}
+
+/** The series one model's successful upstream attempts record. */
+class ModelSeries {
+  readonly ok: CounterSeries;
+  readonly latency: HistogramSeries;
+  readonly promptTokens: CounterSeries;
+  readonly completionTokens: CounterSeries;
+  readonly cost: CounterSeries;
+  // by the model the upstream says answered (normally the one asked for); the
+  // upstream names it, so only the first few are kept bound
+  private readonly genAi = new Map<string, GenAiSeries>();
+
+  constructor(
+    private readonly metrics: RuntimeMetrics,
+    private readonly model: string,
+  ) {
+    this.ok = counterSeries(metrics.upstreamRequests, { model, outcome: 'ok' });
+    this.latency = histogramSeries(metrics.upstreamLatency, { model });
+    this.promptTokens = counterSeries(metrics.tokens, { model, kind: 'prompt' });
+    this.completionTokens = counterSeries(metrics.tokens, { model, kind: 'completion' });
+    this.cost = counterSeries(metrics.costUsd, { model });
+  }
+
+  /** gen_ai_client_* series of an answer from `responseModel`. */
+  answeredBy(responseModel: string): GenAiSeries {
+    let s = this.genAi.get(responseModel);
+    if (!s) {
+      const labels = { gen_ai_operation_name: OPERATION_CHAT, gen_ai_provider_name: PROVIDER_OPENAI, gen_ai_request_model: this.model, gen_ai_response_model: responseModel };
+      const m = this.metrics;
+      const input = { ...labels, gen_ai_token_type: 'input' };
+      const output = { ...labels, gen_ai_token_type: 'output' };
+      if (this.genAi.size >= 16) {
+        return {
+          duration: { observe: (v) => m.genAiOperationDuration.observe(labels, v) },
+          input: { observe: (v) => m.genAiTokenUsage.observe(input, v) },
+          output: { observe: (v) => m.genAiTokenUsage.observe(output, v) },
+        };
+      }
+      s = { duration: histogramSeries(m.genAiOperationDuration, labels), input: histogramSeries(m.genAiTokenUsage, input), output: histogramSeries(m.genAiTokenUsage, output) };
+      this.genAi.set(responseModel, s);
+    }
+    return s;
+  }
+}
+
+interface GenAiSeries {
+  readonly duration: HistogramSeries;
+  readonly input: HistogramSeries;
+  readonly output: HistogramSeries;
 }
 
 interface CallShape {

@@ -27,6 +27,8 @@ export interface JetStreamJobServiceOptions {
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
 type Subscription = ReturnType<NatsConnection['subscribe']>;
+/** what is used of a core NATS message (nats-core's `Msg`, which this package's module resolution cannot name) */
+type NatsMsg = { string(): string; respond(data?: string): boolean };
 // transport-node re-exports nats-core's credsAuthenticator through a subpath export that this package's
 // `moduleResolution: node` cannot see at compile time; it is there at run time
 const credsAuthenticator = (natsNode as unknown as { credsAuthenticator: (creds: Uint8Array) => NonNullable<NodeConnectionOptions['authenticator']> }).credsAuthenticator;
@@ -38,12 +40,31 @@ const DEFAULT_LANES = 32;
 const OP_TIMEOUT_MS = 3_000;
 /** Job records and result lists larger than this are not copied into the queue message or the final state. */
 const MAX_INLINE_BYTES = 256 * 1024;
+/** How long this replica remembers a job it submitted, for its own lanes and waiters (older ones are read from NATS). */
+const SUBMITTED_MEMORY_MS = 5_000;
+const SUBMITTED_MEMORY_MAX = 4_096;
 
-/** The queue message of a job: its id, and (when small) the record as submitted with its KV revision. */
+/** A job this replica just submitted: its record as queued, and its KV revision once NATS confirms the write. */
+interface Submitted {
+  readonly rec: JobRecord;
+  readonly revision: Promise<number | undefined>;
+  readonly at: number;
+  /** a waiter here took the record as its first read (the submit's own wait does, right after the submit) */
+  waited?: boolean;
+}
+
+/**
+ * The queue message of a job: its id, and (when small) the record as
+ * submitted. `revision` (the record's KV revision) is in messages of earlier
+ * versions only: the submit now sends the record and the message together,
+ * before the revision is known.
+ */
 interface JobMessage {
   readonly job_id: string;
   readonly revision?: number;
   readonly rec?: JobRecord;
+  /** the replica (its connection's `instance`) that runs the job itself: the message only keeps it durable */
+  readonly owner?: string;
 }
 
 // Keys of the bucket (KV keys are NATS subject tokens; job ids are UUIDs):
@@ -84,6 +105,17 @@ export class JetStreamJobService implements JobStore {
   /** runs in progress here (close waits for them to record or hand back) */
   private readonly runs = new Set<Promise<void>>();
   private readonly ackWaitMs: number;
+  /** jobs submitted here lately (insertion order is age order): a lane here starts them, a waiter here waits, without reading them back */
+  private readonly submitted = new Map<string, Submitted>();
+  /** waiters in this process for a job's end: a runner here wakes them with the final record, before NATS would */
+  private readonly waiters = new Map<string, Set<(final?: JobRecord) => void>>();
+  /** this replica's connection, as the owner of the jobs it runs itself (an agent id may repeat; this does not) */
+  private readonly instance = randomUUID();
+  /** jobs submitted here that run here without going through a lane; each settles when its run ends */
+  private readonly ownRuns = new Map<string, Promise<void>>();
+  /** settles when the agent stops taking work or closes (a lane holding another replica's job lets it go) */
+  private readonly stopping: Promise<void>;
+  private stopped!: () => void;
 
   private constructor(
     private readonly opts: JetStreamJobServiceOptions,
@@ -95,6 +127,7 @@ export class JetStreamJobService implements JobStore {
   ) {
     this.ackWaitMs = opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     this.connected = true;
+    this.stopping = new Promise((r) => (this.stopped = r));
   }
 
   /**
@@ -108,6 +141,8 @@ export class JetStreamJobService implements JobStore {
       name: opts.agentId,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // every request would otherwise capture a stack trace for its error, at a CPU cost on each KV write
+      noAsyncTraces: true,
       ...(c.credentialsFile ? { authenticator: credsAuthenticator(readFileSync(c.credentialsFile)) } : {}),
     }).catch((e: unknown) => {
       throw new ConfigError('jobStore.url', `cannot connect to NATS at ${c.url}: ${(e as Error).message}`);
@@ -153,6 +188,12 @@ export class JetStreamJobService implements JobStore {
     void (async () => {
       for await (const m of this.cancels) this.running.get(m.string())?.abort(new Error('job cancelled by its client'));
     })();
+    // whether a job this replica runs itself is still running here (asked by a lane holding its queue message)
+    this.nc.subscribe(`${this.opts.config.stream}.owner.${this.instance}`, {
+      callback: (_e: Error | null, m: NatsMsg) => {
+        m.respond(this.ownRuns.has(m.string()) ? 'running' : 'no');
+      },
+    });
     const n = this.opts.lanes ?? DEFAULT_LANES;
     for (let i = 0; i < n; i++) void this.lane();
   }
@@ -180,8 +221,13 @@ export class JetStreamJobService implements JobStore {
     }
     const job = this.opts.parse(rawBody, now);
     const at = new Date(now).toISOString();
-    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: at, updated_at: at, status: 'queued' };
+    // A submitter that waits for the end runs the job itself when this replica runs jobs: it is stored as
+    // running, and its queue message only keeps it durable (the lane that gets it holds it while the run
+    // here lasts, and finishes the job should this replica die or hand it back).
+    const here = opts.waits === true && (this.opts.lanes ?? DEFAULT_LANES) > 0 && this.taking;
+    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: at, updated_at: at, status: here ? 'running' : 'queued' };
     const written: string[] = [];
+    let own: { controller: AbortController; ended: () => void } | undefined;
     try {
       if (idemKey) {
         const entry: IdempotencyEntry = { job_id: rec.job_id, body_sha256: hash, at: now };
@@ -196,18 +242,52 @@ export class JetStreamJobService implements JobStore {
         }
         written.push(idemKey);
       }
-      const revision = await this.kv.create(stateKey(rec.job_id), encode(rec));
-      written.push(stateKey(rec.job_id));
-      // the record rides along (when small) so the runner starts without reading it back
-      const whole = encode({ job_id: rec.job_id, revision, rec });
-      await this.js.publish(`${this.opts.config.stream}.jobs`, whole.length <= MAX_INLINE_BYTES ? whole : encode({ job_id: rec.job_id }), { msgID: rec.job_id });
+      // The record and the queue message go out together (one round trip, not two): NATS stores what one
+      // connection sends in the order sent, so a runner never gets the message before the record exists.
+      // The record rides along in the message (when small) so the runner starts without reading it back.
+      if (here) {
+        // known as running here before anything is sent: a cancel, or a lane that gets the message, finds it
+        const controller = new AbortController();
+        let ended!: () => void;
+        this.ownRuns.set(rec.job_id, new Promise<void>((r) => (ended = r)));
+        this.running.set(rec.job_id, controller);
+        own = { controller, ended };
+      }
+      const state = this.kv.create(stateKey(rec.job_id), encode(rec));
+      const owner = here ? { owner: this.instance } : {};
+      const whole = encode({ job_id: rec.job_id, rec, ...owner });
+      const queued = this.js.publish(`${this.opts.config.stream}.jobs`, whole.length <= MAX_INLINE_BYTES ? whole : encode({ job_id: rec.job_id, ...owner }), { msgID: rec.job_id });
+      this.remember(rec, state);
+      const [stored, sent] = await Promise.allSettled([state, queued]);
+      if (stored.status === 'fulfilled') written.push(stateKey(rec.job_id));
+      if (stored.status === 'rejected' || sent.status === 'rejected') {
+        this.submitted.delete(rec.job_id);
+        // a message whose record failed is dropped by the runner that gets it (no such job)
+        throw stored.status === 'rejected' ? stored.reason : (sent as PromiseRejectedResult).reason;
+      }
+      if (own) this.runHere(rec, stored.value, own.controller, own.ended);
     } catch (e) {
+      if (own) {
+        this.running.delete(rec.job_id);
+        this.ownRuns.delete(rec.job_id);
+        own.ended();
+      }
       if (e instanceof RequestError) throw e;
       // nothing half-written: what this submit stored goes again (best effort: NATS may be gone)
       await Promise.all(written.map((k) => this.kv.purge(k).catch(() => undefined)));
       throw this.unavailable(e);
     }
     return { jobId: rec.job_id, created: true, durable: true };
+  }
+
+  /** Keeps a job submitted here for a few seconds, so a lane or a waiter here need not read it back. */
+  private remember(rec: JobRecord, state: Promise<number>): void {
+    const now = Date.now();
+    for (const [id, e] of this.submitted) {
+      if (now - e.at < SUBMITTED_MEMORY_MS && this.submitted.size < SUBMITTED_MEMORY_MAX) break;
+      this.submitted.delete(id);
+    }
+    this.submitted.set(rec.job_id, { rec, revision: state.catch(() => undefined), at: now });
   }
 
   /** The job an idempotency key names, when it is valid for this body and the job still exists. */
@@ -242,10 +322,26 @@ export class JetStreamJobService implements JobStore {
         wake?.();
       }
     })();
+    // a runner in this process wakes it directly (and hands over the final record without a parse)
+    const local = (rec?: JobRecord) => {
+      announced = true;
+      if (rec) final = rec;
+      wake?.();
+    };
+    let waiting = this.waiters.get(jobId);
+    if (!waiting) this.waiters.set(jobId, (waiting = new Set()));
+    waiting.add(local);
+    // A job submitted here moments ago is known as it was queued: its first waiter (normally the submit's own,
+    // subscribed in the same turn, before the job can end) waits without a read; later ones read. (A first
+    // waiter that comes after the job ended elsewhere reads it one poll second later.)
+    const mine = this.submitted.get(jobId);
+    let known = mine && !mine.waited ? mine.rec : undefined;
+    if (mine) mine.waited = true;
     try {
       for (;;) {
         if (final && isFinal(final.status) && final.job_id === jobId) return this.visible(final, caller) ? await this.settled(jobId, final) : undefined;
-        const s = await this.state(jobId);
+        const s = known ? { rec: known } : await this.state(jobId);
+        known = undefined;
         if (!s || !this.visible(s.rec, caller)) return undefined;
         if (isFinal(s.rec.status)) return await this.settled(jobId, s.rec);
         if (signal?.aborted) throw signal.reason;
@@ -266,7 +362,16 @@ export class JetStreamJobService implements JobStore {
       }
     } finally {
       done.unsubscribe();
+      waiting.delete(local);
+      if (waiting.size === 0 && this.waiters.get(jobId) === waiting) this.waiters.delete(jobId);
     }
+  }
+
+  /** The job ended (`final`: its final record, when this replica wrote it): wake the waiters here, and announce it to every replica. */
+  private announce(jobId: string, final?: JobRecord, text = ''): void {
+    this.submitted.delete(jobId);
+    for (const w of this.waiters.get(jobId) ?? []) w(final);
+    this.nc.publish(`${this.opts.config.stream}.done.${jobId}`, text);
   }
 
   async cancel(jobId: string, caller: JobCaller): Promise<JobView | undefined> {
@@ -339,12 +444,14 @@ export class JetStreamJobService implements JobStore {
 
   stopTaking(): void {
     this.taking = false;
+    this.stopped();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.taking = false;
     this.closed = true;
+    this.stopped();
     for (const c of this.running.values()) c.abort(new Error('agent shutting down'));
     await Promise.race([Promise.allSettled([...this.runs]), new Promise((r) => setTimeout(r, 5_000).unref())]);
     this.cancels.unsubscribe();
@@ -384,9 +491,11 @@ export class JetStreamJobService implements JobStore {
     const msg = parseMessage(m);
     const jobId = msg.job_id;
     // delivered again while this replica still runs it (its progress reports came late): the run here goes on
-    if (this.running.has(jobId)) return;
+    if (msg.owner === undefined && this.running.has(jobId)) return;
+    // a job submitted here: its record and its revision are at hand
+    const mine = this.submitted.get(jobId);
     const log = this.opts.logger.child({ jobId, delivery: m.info.deliveryCount });
-    // progress reports keep the job with this runner while it lives
+    // progress reports keep the job with this runner (or this holder) while it lives
     const heartbeat = setInterval(() => {
       try {
         m.working();
@@ -395,13 +504,28 @@ export class JetStreamJobService implements JobStore {
       }
     }, Math.max(200, Math.floor(this.ackWaitMs / 3)));
     try {
-      // first delivery of an untouched job: straight to running with the submit's revision (no reads);
-      // a redelivery, or a job changed since (cancelled before it started), reads its state and results
-      let start = m.info.deliveryCount === 1 && msg.rec && msg.revision !== undefined ? await this.casRunning(msg.rec, msg.revision) : undefined;
+      if (msg.owner !== undefined) {
+        // its submitter runs it: the message stays here (kept by the progress reports) while that run lasts
+        await this.holdWhileOwnerRuns(msg.owner, jobId);
+        if (!this.taking || this.closed) return void m.nak();
+        // then as any redelivery: ended (ack), or left unfinished by a replica that died or handed it back (take over)
+      }
+      // first delivery of an untouched job: straight to running at the submit's revision (no reads); the
+      // revision is the submit's here, or in the message from an earlier version. The compare-and-set fails
+      // when a cancel came first: then nothing runs. A redelivery, a job submitted elsewhere, or a job
+      // changed since reads its state and results.
+      const submittedRec = msg.rec ?? mine?.rec;
+      const revision = msg.revision ?? (mine ? await mine.revision : undefined);
+      let start = msg.owner === undefined && m.info.deliveryCount === 1 && submittedRec && revision !== undefined ? await this.casRunning(submittedRec, revision) : undefined;
       let finished = new Map<number, StoredResult>();
       if (!start) {
         const s = await this.state(jobId);
-        if (!s) return void m.term('no such job (expired, or its submit failed)');
+        if (!s) {
+          // the submit sends the record and the message together; NATS keeps their order, but should a
+          // message ever come before its record, it is looked at again until the submit would have given up
+          if (Date.now() - Number(m.info.timestampNanos) / 1e6 < 2 * OP_TIMEOUT_MS) return void m.nak(100);
+          return void m.term('no such job (expired, or its submit failed)');
+        }
         if (isFinal(s.rec.status)) return void (await ackSafely(m));
         if (s.rec.cancel_requested) {
           await this.endCancelled(jobId, s.rec);
@@ -414,56 +538,134 @@ export class JetStreamJobService implements JobStore {
           start = again;
         }
         finished = await this.results(jobId);
-        if (m.info.deliveryCount > 1) log.info({ finished: finished.size, total: start.rec.ids.length }, 'job taken over: running the tasks without a result');
+        if (m.info.deliveryCount > 1 || msg.owner !== undefined) log.info({ finished: finished.size, total: start.rec.ids.length }, 'job taken over: running the tasks without a result');
       }
-      const rec = start.rec;
-      const job = this.opts.parse(rec.body, Date.parse(rec.created_at));
-      const controller = new AbortController();
-      this.running.set(jobId, controller);
-      const all = new Map(finished);
-      const writes: Promise<void>[] = [];
-      try {
-        await this.opts.execute(jobId, job, {
-          finished,
-          signal: controller.signal,
-          ...(rec.trace ? { traceHeaders: rec.trace } : {}),
-          ...(rec.tenant !== undefined ? { tenant: rec.tenant } : {}),
-          onResult: (i, r) => {
-            if (all.has(i)) return;
-            // a job this replica gives up (it closes) records nothing more: the next runner runs those tasks
-            if (this.closed) return;
-            all.set(i, r);
-            writes.push(this.createResult(jobId, i, r));
-          },
-        });
-        await Promise.all(writes);
-      } finally {
-        this.running.delete(jobId);
-      }
-      if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
-        // handed back (the agent drains) or cut short: another replica finishes it
-        log.info({ finished: all.size, total: rec.ids.length }, 'job handed back');
+      if ((await this.runToEnd(start, finished, new AbortController(), log)) === 'cut') {
+        log.info('job handed back');
         m.nak();
         return;
       }
+      await ackSafely(m);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  /** A job submitted here runs here, outside the lanes: the lane that holds its queue message finishes what it leaves. */
+  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: () => void): void {
+    const log = this.opts.logger.child({ jobId: rec.job_id });
+    const run = this.runToEnd({ rec, revision }, new Map(), controller, log)
+      .then(
+        (outcome) => {
+          if (outcome === 'cut') log.info('job handed back');
+        },
+        (e: unknown) => log.error({ err: (e as Error).message }, 'job run failed; the replica holding its queue message finishes it'),
+      )
+      .finally(() => {
+        this.ownRuns.delete(rec.job_id);
+        this.runs.delete(run);
+        ended();
+      });
+    this.runs.add(run);
+  }
+
+  /**
+   * Waits while the replica that submitted a job runs it itself: at once when
+   * it runs here; else it is asked (a request to its own subject), and asked
+   * again on the job's end or every third of the ack wait. It no longer runs
+   * the job once it says so, or it cannot answer (it died, or NATS lost it).
+   */
+  private async holdWhileOwnerRuns(owner: string, jobId: string): Promise<void> {
+    if (owner === this.instance) {
+      await Promise.race([this.ownRuns.get(jobId), this.stopping]);
+      return;
+    }
+    const every = Math.max(200, Math.floor(this.ackWaitMs / 3));
+    while (this.taking && !this.closed) {
+      // subscribed before asking: an end between the answer and the wait is not missed
+      const done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`, { max: 1 });
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const runs = await this.nc
+          .request(`${this.opts.config.stream}.owner.${owner}`, jobId, { timeout: Math.min(OP_TIMEOUT_MS, every) })
+          .then((r: NatsMsg) => r.string() === 'running', () => false);
+        if (!runs) return;
+        await Promise.race([
+          (async () => {
+            for await (const _ of done) return;
+          })(),
+          new Promise((r) => (timer = setTimeout(r, every))),
+          this.stopping,
+        ]);
+      } finally {
+        clearTimeout(timer);
+        done.unsubscribe();
+      }
+    }
+  }
+
+  /**
+   * Runs a job that is `running` at `start.revision` to its end: its results
+   * and final state written and announced ('ended'), or 'cut' (handed back:
+   * the results so far stay, another runner runs the rest).
+   */
+  private async runToEnd(start: { rec: JobRecord; revision: number }, finished: Map<number, StoredResult>, controller: AbortController, log: Logger): Promise<'ended' | 'cut'> {
+    const rec = start.rec;
+    const jobId = rec.job_id;
+    this.running.set(jobId, controller);
+    try {
+      const job = this.opts.parse(rec.body, Date.parse(rec.created_at));
+      const all = new Map(finished);
+      const writes: Promise<void>[] = [];
+      let final: Promise<{ rec: JobRecord; text: string } | undefined> | undefined;
       // the final state; it carries the results (when small) so a read of a finished job is one get
-      const ordered = rec.ids.map((_, i) => all.get(i));
-      const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
-      const end = (r: JobRecord): JobRecord | undefined => {
+      const end = (r: JobRecord, inline?: StoredResult[]): JobRecord | undefined => {
         if (isFinal(r.status)) return undefined;
         // a cancel that came while it ran: the canceller's results stand (create-only), the job ends cancelled
         if (r.cancel_requested || all.size < r.ids.length) return { ...r, status: 'cancelled' };
         return { ...r, status: finalStatus(all.values()), ...(inline ? { results: inline } : {}) };
       };
-      const next = end(start.rec);
-      const written = next ? await this.casWritten(next, start.revision) : undefined;
-      if (!written) await this.transition(jobId, end);
+      await this.opts.execute(jobId, job, {
+        finished,
+        signal: controller.signal,
+        ...(rec.trace ? { traceHeaders: rec.trace } : {}),
+        ...(rec.tenant !== undefined ? { tenant: rec.tenant } : {}),
+        onResult: (i, r) => {
+          if (all.has(i)) return;
+          // a job this replica gives up (it closes) records nothing more: the next runner runs those tasks
+          if (this.closed) return;
+          all.set(i, r);
+          writes.push(this.createResult(jobId, i, r));
+        },
+      });
+      // handed back (the agent drains) or cut short: another replica finishes it
+      if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
+        await Promise.all(writes);
+        log.debug({ finished: all.size, total: rec.ids.length }, 'job cut short');
+        return 'cut';
+      }
+      const ordered = rec.ids.map((_, i) => all.get(i));
+      const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
+      const next = end(start.rec, inline);
+      // A final state that carries the results goes out right behind their writes, without waiting for
+      // them (one round trip, not two): NATS stores one connection's writes in the order sent, so the
+      // results are in the bucket before the state that ends the job (`done` comes last). Without the
+      // results in it, a read of the job needs their keys: it waits for them.
+      if (next && inline) {
+        final = this.casWritten(next, start.revision);
+        final.catch(() => undefined); // its failure is seen where it is awaited, below
+      }
+      await Promise.all(writes);
+      if (next && !inline) final = this.casWritten(next, start.revision);
+      const written = await final;
+      if (!written) await this.transition(jobId, (r) => end(r));
       // the announcement carries the final record when it is small, so a waiting POST answers without a read
-      const text = written ? encode(written) : '';
-      this.nc.publish(`${this.opts.config.stream}.done.${jobId}`, text.length <= MAX_INLINE_BYTES * 2 ? text : '');
-      await ackSafely(m);
+      const text = written?.text ?? '';
+      this.announce(jobId, written?.rec, text.length <= MAX_INLINE_BYTES * 2 ? text : '');
+      return 'ended';
     } finally {
-      clearInterval(heartbeat);
+      // kept until the job's end is written: a lane asking whether it still runs here then finds it ended
+      this.running.delete(jobId);
     }
   }
 
@@ -471,26 +673,21 @@ export class JetStreamJobService implements JobStore {
   private async casRunning(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; revision: number } | undefined> {
     if (isFinal(rec.status) || rec.cancel_requested) return undefined;
     const running: JobRecord = { ...rec, status: 'running', updated_at: new Date().toISOString() };
-    const rev = await this.cas(running, revision);
-    return rev === undefined ? undefined : { rec: running, revision: rev };
-  }
-
-  /** Writes `rec` if the state is still at `revision`; undefined when another writer moved it on. */
-  private async cas(rec: JobRecord, revision: number): Promise<number | undefined> {
     try {
-      return await this.kv.update(stateKey(rec.job_id), encode({ ...rec, updated_at: new Date().toISOString() }), revision);
+      return { rec: running, revision: await this.kv.update(stateKey(rec.job_id), encode(running), revision) };
     } catch (e) {
       if (isConflict(e)) return undefined;
       throw e;
     }
   }
 
-  /** As `cas`, returning the record as written. */
-  private async casWritten(rec: JobRecord, revision: number): Promise<JobRecord | undefined> {
+  /** Writes `rec` if the state is still at `revision`, returning it as written (and its JSON); undefined when another writer moved it on. */
+  private async casWritten(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; text: string } | undefined> {
     const out = { ...rec, updated_at: new Date().toISOString() };
+    const text = encode(out);
     try {
-      await this.kv.update(stateKey(rec.job_id), encode(out), revision);
-      return out;
+      await this.kv.update(stateKey(rec.job_id), text, revision);
+      return { rec: out, text };
     } catch (e) {
       if (isConflict(e)) return undefined;
       throw e;
@@ -525,7 +722,7 @@ export class JetStreamJobService implements JobStore {
       ),
     );
     await this.transition(jobId, (r) => (isFinal(r.status) ? undefined : { ...r, status: 'cancelled' as JobStatus }));
-    this.nc.publish(`${this.opts.config.stream}.done.${jobId}`);
+    this.announce(jobId);
   }
 
   // ---- the bucket ----

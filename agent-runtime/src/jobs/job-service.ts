@@ -55,6 +55,8 @@ export interface SubmitOptions extends JobCaller {
   readonly idempotencyKey?: string;
   /** the client's W3C trace context (`traceparent`, `tracestate`): the job's span continues it, wherever the job runs */
   readonly trace?: { readonly traceparent?: string; readonly tracestate?: string };
+  /** the submitter waits for the job's end (a synchronous POST): a store may run it in this process */
+  readonly waits?: boolean;
 }
 
 export interface SubmitOutcome {

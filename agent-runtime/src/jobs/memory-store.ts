@@ -29,7 +29,8 @@ interface Entry {
    */
   readonly order: number[];
   readonly controller: AbortController;
-  /** ms of the last change; `rec.updated_at` is rendered from it when the job is read */
+  /** ms of the submit and of the last change: `rec.created_at` and `rec.updated_at` are rendered from them when the job is read */
+  readonly createdAt: number;
   updatedAt: number;
   /** woken on every new event */
   readonly listeners: Set<() => void>;
@@ -66,11 +67,11 @@ export class MemoryJobService implements JobStore {
       if (same !== undefined && this.jobs.has(same)) return { jobId: same, created: false, durable: false };
     }
     const job = this.opts.parse(rawBody, now);
-    const at = new Date(now).toISOString();
-    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: at, updated_at: at, status: 'queued' };
+    // created_at and updated_at are rendered when the job is read (view): a job nobody reads formats no dates
+    const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: '', updated_at: '', status: 'queued' };
     const controller = new AbortController();
     setMaxListeners(0, controller.signal); // one listener per task of the job waiting for capacity
-    const entry: Entry = { rec, results: new Map(), order: [], controller, updatedAt: now, listeners: new Set(), ...(scoped !== undefined ? { key: scoped } : {}) };
+    const entry: Entry = { rec, results: new Map(), order: [], controller, createdAt: now, updatedAt: now, listeners: new Set(), ...(scoped !== undefined ? { key: scoped } : {}) };
     this.jobs.set(rec.job_id, entry);
     if (scoped !== undefined) this.keys.set(scoped, { job_id: rec.job_id, body_sha256: hash, at: now });
     this.sweep(now);
@@ -207,6 +208,7 @@ export class MemoryJobService implements JobStore {
   }
 
   private view(e: Entry): JobView {
+    if (e.rec.created_at === '') (e.rec as { created_at: string }).created_at = new Date(e.createdAt).toISOString();
     e.rec.updated_at = new Date(e.updatedAt).toISOString();
     return viewOf(e.rec, e.results, false);
   }

@@ -8,6 +8,8 @@ import {
   handleWhen,
   IBackoff,
   IBackoffFactory,
+  IDefaultPolicyContext,
+  IPolicy,
   IRetryBackoffContext,
   retry,
   TaskCancelledError,
@@ -37,37 +39,42 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
 
 const isTransient = (e: Error) => e instanceof UpstreamError && e.transient;
 
-// Every call in flight listens on its parent signal. Without a parent,
-// cockatiel uses one shared signal, so a few hundred concurrent calls would
-// trip Node's "possible EventTarget memory leak" warning (10 listeners).
+// Without a caller's signal, cockatiel passes its policies one shared signal
+// that never aborts. Nothing below listens on it (execute hands the bulkhead
+// and the attempt no signal then): a listener per call in flight would cost
+// an add and a remove each, the remove a walk of hundreds of listeners.
+// Listeners allowed without limit anyway, so none can trip Node's "possible
+// EventTarget memory leak" warning.
 const NEVER_ABORTED = new AbortController().signal;
 setMaxListeners(0, NEVER_ABORTED);
 
 /**
  * Full-jitter exponential backoff that also honours the upstream's
- * Retry-After and never sleeps past the deadline. Written as an
+ * Retry-After and never sleeps past the call's deadline. Written as an
  * IBackoffFactory because cockatiel's ExponentialBackoff knows neither the
- * failure's Retry-After nor the task's deadline.
+ * failure's Retry-After nor the task's deadline. One instance serves every
+ * call of a model: the exponent comes from cockatiel's attempt number, and
+ * the deadline from the failure that is retried (`deadlineOf`).
  */
 class JitterRetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>> {
   constructor(
     private readonly baseMs: number,
     private readonly capMs: number,
-    private readonly deadlineAt: number,
+    private readonly deadlineOf: (failure: unknown) => number | undefined,
     private readonly random: () => number,
-    private readonly attempt = 0,
   ) {}
 
   next(context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> {
-    const ceiling = Math.min(this.capMs, this.baseMs * 2 ** this.attempt);
+    // cockatiel numbers the first retry 1
+    const ceiling = Math.min(this.capMs, this.baseMs * 2 ** (context.attempt - 1));
     let duration = Math.floor(this.random() * ceiling);
     const err = 'error' in context.result ? context.result.error : undefined;
     if (err instanceof UpstreamError && err.retryAfterMs !== undefined) duration = Math.max(duration, err.retryAfterMs);
     // A sleep that would end after the deadline is pointless: the attempt
     // after it fails at once with DeadlineExceededError (see ModelPolicy.execute).
-    duration = Math.max(0, Math.min(duration, this.deadlineAt - Date.now()));
-    const nextFactory = new JitterRetryAfterBackoff(this.baseMs, this.capMs, this.deadlineAt, this.random, this.attempt + 1);
-    return { duration, next: (ctx) => nextFactory.next(ctx) };
+    const deadlineAt = this.deadlineOf(err);
+    if (deadlineAt !== undefined) duration = Math.min(duration, deadlineAt - Date.now());
+    return { duration: Math.max(0, duration), next: (ctx) => this.next(ctx) };
   }
 }
 
@@ -81,9 +88,10 @@ export interface PolicyEvents {
 /**
  * Everything that protects one model: retry → circuit breaker → bulkhead →
  * the attempt (whose timeout is the remaining deadline, applied by the
- * client's abort signal). The breaker and bulkhead live as long as the
- * process; the retry policy is made per call because its backoff depends on
- * that call's deadline.
+ * client's abort signal). All of it is made once and lives as long as the
+ * process; what differs per call (its deadline, its attempt count) travels
+ * with the call, and the backoff finds the deadline of a retried failure
+ * through `failedBefore`.
  *
  * The bulkhead is FifoSlots (coordination/admission.ts), not cockatiel's:
  * cockatiel's queue lets a newcomer take a slot freed for the head of the
@@ -98,14 +106,17 @@ export interface PolicyEvents {
 export class ModelPolicy {
   readonly breaker: CircuitBreakerPolicy;
   readonly bulkhead: FifoSlots;
+  private readonly policy: IPolicy<IDefaultPolicyContext>;
+  // the deadline of the call each failure ended, for the backoff (keys are the thrown errors)
+  private readonly failedBefore = new WeakMap<object, number>();
 
   constructor(
     readonly model: string,
     entry: ModelEntry,
     private readonly retryConfig: AgentConfig['retry'],
     queueSize: number,
-    private readonly events: PolicyEvents = {},
-    private readonly random: () => number = Math.random,
+    events: PolicyEvents = {},
+    random: () => number = Math.random,
   ) {
     this.breaker = circuitBreaker(handleWhen(isTransient), {
       halfOpenAfter: entry.breaker.recoverySeconds * 1000,
@@ -113,6 +124,15 @@ export class ModelPolicy {
     });
     this.breaker.onStateChange((s) => events.onStateChange?.(model, STATE_NAMES[s]));
     this.bulkhead = new FifoSlots({ capacity: entry.maxConcurrency, queueLimit: queueSize, observer: events.queue?.(model) });
+    const retryPolicy = retry(handleWhen(isTransient), {
+      maxAttempts: retryConfig.maxAttempts - 1,
+      backoff: new JitterRetryAfterBackoff(retryConfig.initialDelayMs, retryConfig.maxDelayMs, (e) => (typeof e === 'object' && e !== null ? this.failedBefore.get(e) : undefined), random),
+    });
+    retryPolicy.onRetry((r) => {
+      const reason = 'error' in r ? r.error.name : 'value';
+      events.onRetry?.(model, reason, r.delay);
+    });
+    this.policy = wrap(retryPolicy, this.breaker);
   }
 
   get state(): BreakerState {
@@ -121,30 +141,26 @@ export class ModelPolicy {
 
   /**
    * Runs `attempt` with retries until it succeeds, fails permanently, the
-   * circuit opens, or the deadline comes. `attempt` gets the time it may take.
+   * circuit opens, or the deadline comes. `attempt` gets the time it may take,
+   * and the signal that cancels it (none when the caller gave none).
    */
-  async execute<T>(deadlineAt: number, attempt: (timeoutMs: number, signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; attempts: number }> {
+  async execute<T>(deadlineAt: number, attempt: (timeoutMs: number, signal: AbortSignal | undefined) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; attempts: number }> {
     let attempts = 0;
-    const retryPolicy = retry(handleWhen(isTransient), {
-      maxAttempts: this.retryConfig.maxAttempts - 1,
-      backoff: new JitterRetryAfterBackoff(this.retryConfig.initialDelayMs, this.retryConfig.maxDelayMs, deadlineAt, this.random),
-    });
-    retryPolicy.onRetry((r) => {
-      const reason = 'error' in r ? r.error.name : 'value';
-      this.events.onRetry?.(this.model, reason, r.delay);
-    });
-    const policy = wrap(retryPolicy, this.breaker);
     try {
-      const value = await policy.execute(
-        ({ signal: s }) =>
-          this.bulkhead.run(deadlineAt, s, () => {
+      const value = await this.policy.execute(
+        ({ signal: policySignal }) => {
+          const s = signal === undefined ? undefined : policySignal;
+          return this.bulkhead.run(deadlineAt, s, () => {
             const left = deadlineAt - Date.now();
             if (left <= 0) throw new DeadlineExceededError(`deadline passed after ${attempts} attempt(s) on ${this.model}`);
             attempts += 1;
             return attempt(Math.min(left, this.retryConfig.attemptTimeoutMs ?? left), s);
           }).catch((e: unknown) => {
-            throw e instanceof AdmissionExit ? bulkheadError(e, this.model) : e;
-          }),
+            if (e instanceof AdmissionExit) throw bulkheadError(e, this.model);
+            if (typeof e === 'object' && e !== null) this.failedBefore.set(e, deadlineAt);
+            throw e;
+          });
+        },
         signal ?? NEVER_ABORTED,
       );
       return { value, attempts };

@@ -239,7 +239,7 @@ export class UpstreamClient {
         if (timer) clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onCancel);
         if (err) reject(toUpstreamError(err, timedOut));
-        else resolve({ status, headers, body: Buffer.concat(chunks, size).toString('utf8') });
+        else resolve({ status, headers, body: (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).toString('utf8') });
       };
       if (opts.signal?.aborted) return finish(new UpstreamAbortedError('upstream attempt aborted by the caller'));
       try {
@@ -277,6 +277,8 @@ export class UpstreamClient {
 
 /** The request body: optional fields left out when unset, as OpenAI-compatible servers expect. */
 function payloadOf(req: ChatRequest, stream: boolean): object {
+  // the common case copies as is: JSON.stringify drops an undefined response_format itself
+  if (req.tools === undefined || req.tools.length > 0) return { ...req, stream };
   const { tools, response_format: responseFormat, ...rest } = req;
   return {
     ...rest,

@@ -128,8 +128,9 @@ test('a waiter leaves at once when its job is cancelled, and every waiter when t
 });
 
 test('a task refused by a callee goes back to the head of the queue, ahead of tasks that arrived after it; slot accounting stays right', async () => {
-  // pod-0 refuses its first task quickly; pod-1 answers slowly; one slot each
-  const d = await setUp([(n) => (n === 0 ? { delayMs: 5, code: 'overloaded' } : { delayMs: 20 }), () => ({ delayMs: 60 })], 1);
+  // pod-0 refuses its first task quickly; pod-1 holds its task long enough that everything after goes to
+  // pod-0, one at a time (one slot each): the order pod-0 receives them is the order they were granted
+  const d = await setUp([(n) => (n === 0 ? { delayMs: 5, code: 'overloaded' } : { delayMs: 20 }), () => ({ delayMs: 400 })], 1);
   const a = d.dispatch('job', task('A'), Date.now() + 10_000, 0);
   const b = d.dispatch('job', task('B'), Date.now() + 10_000, 0);
   await tick(2);
@@ -140,6 +141,7 @@ test('a task refused by a callee goes back to the head of the queue, ahead of ta
   // A and B went first; A came back refused and was sent again before C and D
   expect(arrivals.slice(0, 2).sort()).toEqual(['A', 'B']);
   expect(arrivals.slice(2)).toEqual(['A', 'C', 'D']);
+  expect(pods[0].received).toEqual(['A', 'A', 'C', 'D']);
   expect(pool!.all().map((e) => e.inFlight)).toEqual([0, 0]);
   // and the refusing pod got the task again once it had room: not a lost slot
   expect(pods[0].received.length + pods[1].received.length).toBe(5);

@@ -2,7 +2,8 @@ import pino from 'pino';
 import { JetStreamJobService } from '../../src/jobs/jetstream-store';
 import { NatsServer } from '../../src/local/nats';
 import { startTestNats } from '../support/nats';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { RequestError } from '../../src/http/jobs';
@@ -31,6 +32,15 @@ function config(tag = `t${++n}`) {
 
 describe('JetStreamJobService', () => {
   jobStoreContract(async (execute) => JetStreamJobService.connect({ config: config(), parse, execute, logger, agentId: 'e-0' }), true);
+});
+
+describe('JetStreamJobService, a submitter that waits (it runs the job itself)', () => {
+  jobStoreContract(async (execute) => {
+    const s = await JetStreamJobService.connect({ config: config(), parse, execute, logger, agentId: 'e-0' });
+    const submit = s.submit.bind(s);
+    s.submit = (raw, opts) => submit(raw, { ...opts, waits: true });
+    return s;
+  }, true);
 });
 
 describe('durability', () => {
@@ -77,6 +87,128 @@ describe('durability', () => {
     expect(runner.calls.sort()).toEqual(['t0', 't1']);
   });
 
+  test('a DELETE while the job waits for a lane: the lane that takes it later runs nothing of it', async () => {
+    const cfg = config();
+    const agent = fakeAgent();
+    // one lane, held by a hanging job: the second job stays in the queue until the first ends
+    const s = await JetStreamJobService.connect({ config: cfg, parse, execute: agent.execute, logger, agentId: 'e-lane', lanes: 1 });
+    stores.push(s);
+    const hung = await s.submit(JSON.stringify({ tasks: [{ id: 'h0', prompt: 'hang' }] }), {});
+    await until(() => agent.calls.includes('h0'), 'the lane runs the hanging job');
+    const { jobId } = await s.submit(JSON.stringify({ tasks: [{ id: 'x0', prompt: 'x' }, { id: 'x1', prompt: 'y' }] }), {});
+    // cancelled through another replica: this one still holds the job as it submitted it
+    const other = await JetStreamJobService.connect({ config: cfg, parse, execute: fakeAgent().execute, logger, agentId: 'e-front', lanes: 0 });
+    stores.push(other);
+    expect((await other.cancel(jobId, {}))!.status).toBe('cancelled');
+    await s.cancel(hung.jobId, {});
+    // the lane takes the cancelled job (its first delivery, submitted here) and acks it
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await until(async () => {
+        const info = await jsm.consumers.info(cfg.stream, cfg.consumer);
+        return info.delivered.stream_seq >= 2 && info.num_ack_pending === 0 && info.num_pending === 0;
+      }, 'the cancelled job taken and acknowledged');
+    } finally {
+      await nc.close();
+    }
+    expect(agent.calls).toEqual(['h0']);
+    const view = await s.get(jobId, {});
+    expect(view!.status).toBe('cancelled');
+    expect(view!.results!.map((r) => (r as { error?: { code: string } }).error?.code)).toEqual(['cancelled', 'cancelled']);
+  });
+
+  test('a queue message that comes before its record is taken again until the record is there', async () => {
+    const cfg = config();
+    const agent = fakeAgent();
+    // an ack wait longer than the test: only a look again soon after, not a redelivery, gets the job run
+    const s = await open(cfg, agent.execute, 60_000);
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jobId = randomUUID();
+      const at = new Date().toISOString();
+      const raw = body(['a']);
+      const rec = { job_id: jobId, kind: 'tasks', body: raw, ids: ['t0'], created_at: at, updated_at: at, status: 'queued' };
+      await jetstream(nc).publish(`${cfg.stream}.jobs`, JSON.stringify({ job_id: jobId, rec }));
+      await new Promise((r) => setTimeout(r, 300));
+      await (await new Kvm(nc).open(cfg.bucket)).create(`${jobId}.job`, JSON.stringify(rec));
+      await until(async () => (await s.get(jobId, {}))?.status === 'succeeded', 'the job run once its record is there');
+      expect(agent.calls).toEqual(['t0']);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('another tenant waiting on a job just submitted here gets nothing', async () => {
+    const s = await open(config(), fakeAgent().execute);
+    const { jobId } = await s.submit(body(['hang']), { tenant: 'acme' });
+    expect(await s.wait(jobId, { tenant: 'other' })).toBeUndefined();
+    expect(await s.wait(jobId, {})).toBeUndefined();
+    expect((await s.cancel(jobId, { tenant: 'acme' }))!.status).toBe('cancelled');
+  });
+
+  test('a submitter that waits runs the job itself; the lane that gets its queue message holds it, then acks it', async () => {
+    const cfg = config();
+    // A's one lane is busy: without running it itself, A's job could only go to B's lanes
+    // (its tasks take a while: B's lane gets the message while A still runs it)
+    const a = fakeAgent(4, { delayMs: 300 });
+    const replicaA = await JetStreamJobService.connect({ config: cfg, parse, execute: a.execute, logger, agentId: 'e-a', lanes: 1 });
+    stores.push(replicaA);
+    await replicaA.submit(JSON.stringify({ tasks: [{ id: 'h0', prompt: 'hang' }] }), {});
+    await until(() => a.calls.includes('h0'), 'A\'s lane busy');
+    const b = fakeAgent();
+    await open(cfg, b.execute);
+    const { jobId } = await replicaA.submit(body(['a', 'b', 'c']), { waits: true });
+    const view = await replicaA.wait(jobId, {});
+    expect(view!.status).toBe('succeeded');
+    expect(a.calls.filter((c) => c !== 'h0').sort()).toEqual(['t0', 't1', 't2']);
+    expect(b.calls).toEqual([]);
+    // the message (held by B's lane while A ran the job) is acknowledged: only the hanging job's stays
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await until(async () => {
+        const info = await jsm.consumers.info(cfg.stream, cfg.consumer);
+        return info.num_ack_pending === 1 && info.num_pending === 0;
+      }, 'the job\'s message acknowledged');
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test('a submitter running its job dies mid-job: the replica holding the message runs only the tasks without a result', async () => {
+    const cfg = config();
+    const a = fakeAgent(6);
+    const replicaA = await open(cfg, a.execute);
+    const b = fakeAgent(6, { hang: false });
+    const replicaB = await open(cfg, b.execute);
+    const { jobId } = await replicaA.submit(body(['a', 'b', 'c', 'hang', 'hang', 'hang']), { waits: true });
+    await until(async () => ((await replicaB.get(jobId, {}))?.results?.length ?? 0) === 3, 'three results stored');
+    expect(b.calls).toEqual([]);
+    await (replicaA as unknown as { nc: { close(): Promise<void> } }).nc.close();
+    const view = await replicaB.wait(jobId, {});
+    expect(view!.status).toBe('succeeded');
+    expect(view!.results!.map((r) => (r as { id: string }).id)).toEqual(['t0', 't1', 't2', 't3', 't4', 't5']);
+    expect(a.calls.sort()).toEqual(['t0', 't1', 't2', 't3', 't4', 't5']);
+    expect(b.calls.sort()).toEqual(['t3', 't4', 't5']);
+  });
+
+  test('a submitter running its job closes mid-job: the job is handed back and another replica finishes it, nothing cancelled', async () => {
+    const cfg = config();
+    const a = fakeAgent(6);
+    const replicaA = await open(cfg, a.execute);
+    const { jobId } = await replicaA.submit(body(['a', 'b', 'hang', 'hang']), { waits: true });
+    await until(async () => ((await replicaA.get(jobId, {}))?.results?.length ?? 0) === 2, 'two results stored');
+    replicaA.stopTaking();
+    await replicaA.close();
+    const b = fakeAgent(6, { hang: false });
+    const replicaB = await open(cfg, b.execute);
+    const view = await replicaB.wait(jobId, {});
+    expect(view!.status).toBe('succeeded');
+    expect(view!.results!.every((r) => (r as { ok: boolean }).ok)).toBe(true);
+    expect(b.calls.sort()).toEqual(['t2', 't3']);
+  });
+
   test('NATS restarted mid-job: the job still finishes, each task once', async () => {
     const agent = fakeAgent(1, { delayMs: 150 });
     const s = await open(config(), agent.execute, 5_000);
@@ -96,9 +228,12 @@ describe('durability', () => {
 
   test('NATS unreachable at submit: a 503 that says so, and nothing half-written', async () => {
     const cfg = config();
-    const s = await open(cfg, fakeAgent().execute);
+    const agent = fakeAgent();
+    const s = await open(cfg, agent.execute);
     await nats.kill();
     try {
+      // a submitter that would run the job itself: nothing runs either
+      expect(((await s.submit(body(['a']), { waits: true }).catch((err: unknown) => err)) as RequestError).status).toBe(503);
       await until(async () => {
         const e = await s.submit(body(['a']), { idempotencyKey: 'down-1' }).catch((err: unknown) => err);
         return e instanceof RequestError && e.status === 503;
@@ -108,6 +243,7 @@ describe('durability', () => {
     } finally {
       await nats.start();
     }
+    expect(agent.calls).toEqual([]);
     // nothing in the bucket, nothing queued
     const nc = await connect({ servers: nats.url });
     try {
