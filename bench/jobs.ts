@@ -112,7 +112,7 @@ export async function benchJobStore(rounds = 4, perRound = { 1: 150, 100: 12 }) 
       // warm both (connections, JIT, the stream and bucket)
       for (const side of ['memory', 'jetstream'] as const) for (let i = 0; i < 10; i++) await sides[side].post('/v1/jobs', job(size, 'warm'));
       for (let r = 0; r < rounds; r++) {
-        for (const side of (r % 2 === 0 ? ['memory', 'jetstream'] : ['jetstream', 'memory']) as const) {
+        for (const side of r % 2 === 0 ? (['memory', 'jetstream'] as const) : (['jetstream', 'memory'] as const)) {
           for (let i = 0; i < perRound[size]; i++) {
             const t0 = performance.now();
             const res = await sides[side].post('/v1/jobs', job(size, `${side}${r}-${i}`));

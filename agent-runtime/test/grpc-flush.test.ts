@@ -3,11 +3,11 @@ import { PeerSession } from '../src/coordination/session';
 import { FlushScheduler } from '../src/grpc/flush';
 import { TaskBatch, WireTask } from '../src/grpc/service';
 
-// When a Session's queued messages are written (grpc/flush.ts): a lone task
-// or result goes out as soon as the code that queued it is done, without
-// waiting for the end of the event-loop turn; what is queued together still
-// goes as one message, and a stream that already wrote in a turn collects
-// the rest of that turn into one message.
+// When a Session's queued messages are written (grpc/flush.ts): a task or
+// result nothing else can join goes out as soon as the code that queued it
+// is done, without waiting for the end of the event-loop turn; what is
+// queued together still goes as one message, and what others may join this
+// turn (or comes after the stream wrote in it) waits for the turn's end.
 
 const tick = () => new Promise<void>((r) => process.nextTick(r));
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -46,6 +46,27 @@ describe('FlushScheduler', () => {
     queue('e');
     await tick();
     expect(flushes).toEqual(['a,b', 'c,d', 'e']);
+    await turn();
+    await turn();
+  });
+
+  test('a request that others may join this turn waits for the turn to end, and they go with it', async () => {
+    const flushes: string[] = [];
+    let queued: string[] = [];
+    const f = new FlushScheduler(() => {
+      flushes.push(queued.join(','));
+      queued = [];
+    });
+    queued.push('a');
+    f.request(true);
+    await tick();
+    expect(flushes).toEqual([]);
+    queued.push('b');
+    f.request(); // the last one: joins the batch already waiting
+    await tick();
+    expect(flushes).toEqual([]);
+    await turn();
+    expect(flushes).toEqual(['a,b']);
     await turn();
     await turn();
   });

@@ -111,6 +111,38 @@ test('a draining agent finishes the tasks it holds, hands new ones back as unava
   expect(results).toHaveLength(2);
 });
 
+test("cancel_job_ids aborts every task of that job on the stream, sent in any batch, and no other job's; a later task of the job runs", async () => {
+  const call = client.Session(new grpc.Metadata(), {});
+  const results: WireResult[] = [];
+  let want = 0;
+  let got: () => void = () => undefined;
+  call.on('data', (b: ResultBatch) => {
+    results.push(...b.results);
+    if (results.length >= want) got();
+  });
+  const until = (n: number) =>
+    new Promise<void>((resolve) => {
+      want = n;
+      got = resolve;
+      if (results.length >= n) resolve();
+    });
+  // job A's tasks in two batches, job B's beside the second
+  call.write({ hop: 1, tasks: [wireTask(1, { job_id: 'A' })] });
+  call.write({ hop: 1, tasks: [wireTask(2, { job_id: 'A' }), wireTask(3, { job_id: 'B' })] });
+  await new Promise((r) => setTimeout(r, 50)); // all three are at the mock (150 ms)
+  call.write({ hop: 1, tasks: [], cancel_job_ids: ['A'] });
+  await until(3);
+  const bySeq = new Map(results.map((r) => [r.seq, r]));
+  expect(bySeq.get(1)!.error?.code).toBe('cancelled');
+  expect(bySeq.get(2)!.error?.code).toBe('cancelled');
+  expect(bySeq.get(3)!.ok).toBe(true);
+  // the cancel was for the tasks out at the time: one of job A sent after it runs
+  call.write({ hop: 1, tasks: [wireTask(4, { job_id: 'A' })] });
+  await until(4);
+  expect(results.find((r) => r.seq === 4)!.ok).toBe(true);
+  call.end();
+});
+
 /** One sample of a gauge from the agent's /metrics text. */
 async function gauge(name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${agent.httpPort}/metrics`)).text();

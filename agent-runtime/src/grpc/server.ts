@@ -68,9 +68,12 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
         if (batch.length > 0 && !call.cancelled && !call.destroyed && call.writable) call.write({ results: batch });
       };
       const flusher = new FlushScheduler(flush);
+      // tasks of this stream admitted and not answered yet: while there are, an answer waits for the
+      // turn's end, when others finishing in the same turn go back with it
+      let unanswered = 0;
       const send = (r: TaskResult, seq: number) => {
         out.push({ ...toWireResult(r), seq });
-        flusher.request();
+        flusher.request(unanswered > 0);
       };
       let running = 0;
       let callerDone = false;
@@ -83,31 +86,37 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
       const maybeEnd = () => {
         if (callerDone && running === 0) end();
       };
-      // the work of this stream by job, so the caller can cancel a job's tasks (TaskBatch.cancel_job_ids)
-      const byJob = new Map<string, Set<AbortController>>();
+      // the work of this stream by job, so the caller can cancel a job's tasks (TaskBatch.cancel_job_ids):
+      // one controller per job while any of its tasks runs here (a fan-out sends a job's tasks one or a few
+      // per batch, and a controller linked to the hand-back per batch showed in profiles); a cancelled job's
+      // controller stays aborted, and a later batch of that job gets a fresh one, as each batch did before
+      const byJob = new Map<string, JobWork>();
       call.on('data', (batch: TaskBatch) => {
-        for (const id of batch.cancel_job_ids ?? []) for (const c of byJob.get(id) ?? []) c.abort(new Error(`the caller cancelled job ${id}`));
+        for (const id of batch.cancel_job_ids ?? []) byJob.get(id)?.controller.abort(new Error(`the caller cancelled job ${id}`));
         const a = admission.admit(batch.tasks ?? [], { jobId: '', deadlineAt: Infinity }, Infinity, lifecycle.draining);
         for (const r of a.refused) send(r.result, r.seq);
         if (a.accepted === 0) return;
         running += a.accepted;
+        unanswered += a.accepted;
         // each task's slot frees as its result goes back, not when the whole batch is done:
         // the caller counts per task and sends the next one at once (admission)
         let released = 0;
         const answer = (r: TaskResult, seq: number) => {
           admission.release(1);
           released += 1;
+          unanswered -= 1;
           send(r, seq);
         };
         const runGroup = (g: AdmittedGroup) => {
-          const work = cancellable(lifecycle.handBack.signal);
-          let mine = byJob.get(g.jobId);
-          if (!mine) byJob.set(g.jobId, (mine = new Set()));
-          mine.add(work.controller);
-          return run(g.jobId, tracer ? traced(tracer, g) : g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]), work.controller.signal).finally(() => {
-            work.dispose();
-            mine.delete(work.controller);
-            if (mine.size === 0 && byJob.get(g.jobId) === mine) byJob.delete(g.jobId);
+          let work = byJob.get(g.jobId);
+          if (!work || work.controller.signal.aborted) byJob.set(g.jobId, (work = { ...cancellable(lifecycle.handBack.signal), groups: 0 }));
+          const mine = work;
+          mine.groups += 1;
+          return run(g.jobId, tracer ? traced(tracer, g) : g.tasks, g.deadlineAt, batch.hop, (r, i) => answer(r, g.seqs[i]), mine.controller.signal).finally(() => {
+            mine.groups -= 1;
+            if (mine.groups > 0) return;
+            mine.dispose();
+            if (byJob.get(g.jobId) === mine) byJob.delete(g.jobId);
           });
         };
         void lifecycle.track(
@@ -115,6 +124,7 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
             .catch((e: Error) => logger.error({ err: e.message }, 'session batch failed unexpectedly'))
             .finally(() => {
               admission.release(a.accepted - released);
+              unanswered -= a.accepted - released;
               running -= a.accepted;
               maybeEnd();
             }),
@@ -129,7 +139,7 @@ export function createGrpcServer(core: AgentCore, tls?: AgentTls): AgentGrpcServ
         callerDone = true;
         sessions.delete(call);
         // the caller is gone: nobody will read these answers, so their upstream calls stop
-        for (const set of byJob.values()) for (const c of set) c.abort(new Error('the caller went away'));
+        for (const work of byJob.values()) work.controller.abort(new Error('the caller went away'));
       });
       call.on('error', () => sessions.delete(call));
     },
@@ -181,13 +191,20 @@ function metadataTrace(md: grpc.Metadata): TraceCarrier | undefined {
   return { traceparent, ...(typeof tracestate === 'string' && tracestate !== '' ? { tracestate } : {}) };
 }
 
+/** One job's work on one Session stream: its controller and how many of its groups still run. */
+interface JobWork {
+  readonly controller: AbortController;
+  readonly dispose: () => void;
+  groups: number;
+}
+
 /**
  * A controller for work a caller may cancel, also aborted when the agent
  * hands its work back (`handBack`); `dispose` when the work is done.
  */
 function cancellable(handBack: AbortSignal): { controller: AbortController; dispose: () => void } {
   const controller = new AbortController();
-  setMaxListeners(0, controller.signal); // one listener per task of the group
+  setMaxListeners(0, controller.signal); // one listener per task it covers
   const onHandBack = () => controller.abort(handBack.reason);
   if (handBack.aborted) onHandBack();
   else handBack.addEventListener('abort', onHandBack, { once: true });

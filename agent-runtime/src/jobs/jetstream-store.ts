@@ -5,7 +5,7 @@ import { KV, KvEntry, KvWatchInclude, Kvm } from '@nats-io/kv';
 import * as natsNode from '@nats-io/transport-node';
 import { connect, NodeConnectionOptions } from '@nats-io/transport-node';
 import { ConfigError, JobStoreConfig } from '../config';
-import { RequestError } from '../http/jobs';
+import { ParsedJob, RequestError } from '../http/jobs';
 import { Logger } from '../logger';
 import { isFinal, JobCaller, JobEvent, JobStatus, JobView, SubmitOptions, SubmitOutcome } from './job-service';
 import { ExecuteJob, ParseJob } from './memory-store';
@@ -44,7 +44,7 @@ const MAX_INLINE_BYTES = 256 * 1024;
 const SUBMITTED_MEMORY_MS = 5_000;
 const SUBMITTED_MEMORY_MAX = 4_096;
 
-/** A job this replica just submitted: its record as queued, and its KV revision once NATS confirms the write. */
+/** A job this replica just submitted: its record as submitted, and its KV revision once NATS confirms the write. */
 interface Submitted {
   readonly rec: JobRecord;
   readonly revision: Promise<number | undefined>;
@@ -95,6 +95,12 @@ function isConflict(e: unknown): boolean {
  * While a job runs, its runner reports progress (`working`) so the ack wait
  * never expires under a live runner. A cancel is written to the job's state
  * and announced on a core NATS subject that every runner listens to.
+ *
+ * A submitter that waits for the job's end (a synchronous POST) runs it
+ * itself, without a lane's pick-up: the job is stored as running, and the
+ * lane that gets its queue message holds it while the submitter runs the job
+ * (asking it on its own subject), then acks it, or runs what is left should
+ * the submitter die or hand the job back.
  */
 export class JetStreamJobService implements JobStore {
   readonly durable = true;
@@ -111,8 +117,8 @@ export class JetStreamJobService implements JobStore {
   private readonly waiters = new Map<string, Set<(final?: JobRecord) => void>>();
   /** this replica's connection, as the owner of the jobs it runs itself (an agent id may repeat; this does not) */
   private readonly instance = randomUUID();
-  /** jobs submitted here that run here without going through a lane; each settles when its run ends */
-  private readonly ownRuns = new Map<string, Promise<void>>();
+  /** jobs submitted here that run here without going through a lane; each settles when its run ends (true: with the job's end written) */
+  private readonly ownRuns = new Map<string, Promise<boolean>>();
   /** settles when the agent stops taking work or closes (a lane holding another replica's job lets it go) */
   private readonly stopping: Promise<void>;
   private stopped!: () => void;
@@ -227,7 +233,7 @@ export class JetStreamJobService implements JobStore {
     const here = opts.waits === true && (this.opts.lanes ?? DEFAULT_LANES) > 0 && this.taking;
     const rec: JobRecord = { job_id: randomUUID(), kind: job.kind, body: rawBody, ids: idsOf(job), ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(job.budgetUsd !== undefined ? { budget_usd: job.budgetUsd } : {}), created_at: at, updated_at: at, status: here ? 'running' : 'queued' };
     const written: string[] = [];
-    let own: { controller: AbortController; ended: () => void } | undefined;
+    let own: { controller: AbortController; ended: (done: boolean) => void } | undefined;
     try {
       if (idemKey) {
         const entry: IdempotencyEntry = { job_id: rec.job_id, body_sha256: hash, at: now };
@@ -248,8 +254,8 @@ export class JetStreamJobService implements JobStore {
       if (here) {
         // known as running here before anything is sent: a cancel, or a lane that gets the message, finds it
         const controller = new AbortController();
-        let ended!: () => void;
-        this.ownRuns.set(rec.job_id, new Promise<void>((r) => (ended = r)));
+        let ended!: (done: boolean) => void;
+        this.ownRuns.set(rec.job_id, new Promise<boolean>((r) => (ended = r)));
         this.running.set(rec.job_id, controller);
         own = { controller, ended };
       }
@@ -265,12 +271,12 @@ export class JetStreamJobService implements JobStore {
         // a message whose record failed is dropped by the runner that gets it (no such job)
         throw stored.status === 'rejected' ? stored.reason : (sent as PromiseRejectedResult).reason;
       }
-      if (own) this.runHere(rec, stored.value, own.controller, own.ended);
+      if (own) this.runHere(rec, stored.value, own.controller, own.ended, job);
     } catch (e) {
       if (own) {
         this.running.delete(rec.job_id);
         this.ownRuns.delete(rec.job_id);
-        own.ended();
+        own.ended(false);
       }
       if (e instanceof RequestError) throw e;
       // nothing half-written: what this submit stored goes again (best effort: NATS may be gone)
@@ -309,19 +315,36 @@ export class JetStreamJobService implements JobStore {
 
   async settle(jobId: string, caller: JobCaller, signal?: AbortSignal): Promise<SettledJob | undefined> {
     this.ensureConnected();
-    // runners announce a job's end on a core subject; subscribed before the first read, so no end is missed
-    // between the two (a NATS outage can lose one: the state is read again every second as well)
-    const done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`);
     let wake: (() => void) | undefined;
     let announced = false;
     let final: JobRecord | undefined;
-    void (async () => {
-      for await (const m of done) {
-        announced = true;
-        if (m.data.length > 0) final = m.json<JobRecord>();
+    // runners announce a job's end on a core subject; subscribed before the first read, so no end is missed
+    // between the two (a NATS outage can lose one: the state is read again every second as well)
+    let done: Subscription | undefined;
+    let over = false;
+    const listen = () => {
+      if (done || over) return;
+      const sub = (done = this.nc.subscribe(`${this.opts.config.stream}.done.${jobId}`));
+      void (async () => {
+        for await (const m of sub) {
+          announced = true;
+          if (m.data.length > 0) final = m.json<JobRecord>();
+          wake?.();
+        }
+      })();
+    };
+    // A job its submitter runs here ends here: the waiter below hears it, no subscription needed, unless the
+    // run here leaves the job to another replica (it hands it back): then its end comes over NATS.
+    const own = this.ownRuns.get(jobId);
+    if (own) {
+      void own.then((ended) => {
+        if (ended) return;
+        listen();
         wake?.();
-      }
-    })();
+      });
+    } else {
+      listen();
+    }
     // a runner in this process wakes it directly (and hands over the final record without a parse)
     const local = (rec?: JobRecord) => {
       announced = true;
@@ -331,7 +354,7 @@ export class JetStreamJobService implements JobStore {
     let waiting = this.waiters.get(jobId);
     if (!waiting) this.waiters.set(jobId, (waiting = new Set()));
     waiting.add(local);
-    // A job submitted here moments ago is known as it was queued: its first waiter (normally the submit's own,
+    // A job submitted here moments ago is known as it was submitted: its first waiter (normally the submit's own,
     // subscribed in the same turn, before the job can end) waits without a read; later ones read. (A first
     // waiter that comes after the job ended elsewhere reads it one poll second later.)
     const mine = this.submitted.get(jobId);
@@ -361,7 +384,8 @@ export class JetStreamJobService implements JobStore {
         announced = false;
       }
     } finally {
-      done.unsubscribe();
+      over = true;
+      done?.unsubscribe();
       waiting.delete(local);
       if (waiting.size === 0 && this.waiters.get(jobId) === waiting) this.waiters.delete(jobId);
     }
@@ -506,7 +530,7 @@ export class JetStreamJobService implements JobStore {
     try {
       if (msg.owner !== undefined) {
         // its submitter runs it: the message stays here (kept by the progress reports) while that run lasts
-        await this.holdWhileOwnerRuns(msg.owner, jobId);
+        if (await this.holdWhileOwnerRuns(msg.owner, jobId)) return void (await ackSafely(m));
         if (!this.taking || this.closed) return void m.nak();
         // then as any redelivery: ended (ack), or left unfinished by a replica that died or handed it back (take over)
       }
@@ -540,11 +564,7 @@ export class JetStreamJobService implements JobStore {
         finished = await this.results(jobId);
         if (m.info.deliveryCount > 1 || msg.owner !== undefined) log.info({ finished: finished.size, total: start.rec.ids.length }, 'job taken over: running the tasks without a result');
       }
-      if ((await this.runToEnd(start, finished, new AbortController(), log)) === 'cut') {
-        log.info('job handed back');
-        m.nak();
-        return;
-      }
+      if ((await this.runToEnd(start, finished, new AbortController(), log)) === 'cut') return void m.nak();
       await ackSafely(m);
     } finally {
       clearInterval(heartbeat);
@@ -552,19 +572,20 @@ export class JetStreamJobService implements JobStore {
   }
 
   /** A job submitted here runs here, outside the lanes: the lane that holds its queue message finishes what it leaves. */
-  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: () => void): void {
+  private runHere(rec: JobRecord, revision: number, controller: AbortController, ended: (done: boolean) => void, job: ParsedJob): void {
     const log = this.opts.logger.child({ jobId: rec.job_id });
-    const run = this.runToEnd({ rec, revision }, new Map(), controller, log)
+    let done = false;
+    const run = this.runToEnd({ rec, revision }, new Map(), controller, log, job)
       .then(
         (outcome) => {
-          if (outcome === 'cut') log.info('job handed back');
+          done = outcome === 'ended';
         },
         (e: unknown) => log.error({ err: (e as Error).message }, 'job run failed; the replica holding its queue message finishes it'),
       )
       .finally(() => {
         this.ownRuns.delete(rec.job_id);
         this.runs.delete(run);
-        ended();
+        ended(done);
       });
     this.runs.add(run);
   }
@@ -574,12 +595,10 @@ export class JetStreamJobService implements JobStore {
    * it runs here; else it is asked (a request to its own subject), and asked
    * again on the job's end or every third of the ack wait. It no longer runs
    * the job once it says so, or it cannot answer (it died, or NATS lost it).
+   * True when it ran here and wrote the job's end (nothing to read back).
    */
-  private async holdWhileOwnerRuns(owner: string, jobId: string): Promise<void> {
-    if (owner === this.instance) {
-      await Promise.race([this.ownRuns.get(jobId), this.stopping]);
-      return;
-    }
+  private async holdWhileOwnerRuns(owner: string, jobId: string): Promise<boolean> {
+    if (owner === this.instance) return (await Promise.race([this.ownRuns.get(jobId), this.stopping])) === true;
     const every = Math.max(200, Math.floor(this.ackWaitMs / 3));
     while (this.taking && !this.closed) {
       // subscribed before asking: an end between the answer and the wait is not missed
@@ -589,7 +608,7 @@ export class JetStreamJobService implements JobStore {
         const runs = await this.nc
           .request(`${this.opts.config.stream}.owner.${owner}`, jobId, { timeout: Math.min(OP_TIMEOUT_MS, every) })
           .then((r: NatsMsg) => r.string() === 'running', () => false);
-        if (!runs) return;
+        if (!runs) return false;
         await Promise.race([
           (async () => {
             for await (const _ of done) return;
@@ -602,6 +621,7 @@ export class JetStreamJobService implements JobStore {
         done.unsubscribe();
       }
     }
+    return false;
   }
 
   /**
@@ -609,14 +629,24 @@ export class JetStreamJobService implements JobStore {
    * and final state written and announced ('ended'), or 'cut' (handed back:
    * the results so far stay, another runner runs the rest).
    */
-  private async runToEnd(start: { rec: JobRecord; revision: number }, finished: Map<number, StoredResult>, controller: AbortController, log: Logger): Promise<'ended' | 'cut'> {
+  private async runToEnd(start: { rec: JobRecord; revision: number }, finished: Map<number, StoredResult>, controller: AbortController, log: Logger, parsed?: ParsedJob): Promise<'ended' | 'cut'> {
     const rec = start.rec;
     const jobId = rec.job_id;
     this.running.set(jobId, controller);
     try {
-      const job = this.opts.parse(rec.body, Date.parse(rec.created_at));
+      const job = parsed ?? this.opts.parse(rec.body, Date.parse(rec.created_at));
       const all = new Map(finished);
+      /** each result's JSON as stored, by index (the final state's list is made of them) */
+      const texts = new Map<number, string>();
       const writes: Promise<void>[] = [];
+      // Results that end in one turn of the event loop are written together, after it: one socket write for
+      // them all instead of one each (the client flushes what was sent at the end of each microtask).
+      let batch: Array<() => void> | undefined;
+      const flush = () => {
+        const go = batch ?? [];
+        batch = undefined;
+        for (const send of go) send();
+      };
       let final: Promise<{ rec: JobRecord; text: string } | undefined> | undefined;
       // the final state; it carries the results (when small) so a read of a finished job is one get
       const end = (r: JobRecord, inline?: StoredResult[]): JobRecord | undefined => {
@@ -635,24 +665,33 @@ export class JetStreamJobService implements JobStore {
           // a job this replica gives up (it closes) records nothing more: the next runner runs those tasks
           if (this.closed) return;
           all.set(i, r);
-          writes.push(this.createResult(jobId, i, r));
+          const text = encode(r);
+          texts.set(i, text);
+          if (!batch) {
+            batch = [];
+            setImmediate(flush);
+          }
+          writes.push(new Promise<void>((resolve, reject) => batch!.push(() => this.createResult(jobId, i, text).then(resolve, reject))));
         },
       });
+      flush();
       // handed back (the agent drains) or cut short: another replica finishes it
       if (all.size < rec.ids.length && (!controller.signal.aborted || this.closed)) {
         await Promise.all(writes);
-        log.debug({ finished: all.size, total: rec.ids.length }, 'job cut short');
+        log.info({ finished: all.size, total: rec.ids.length }, 'job handed back');
         return 'cut';
       }
       const ordered = rec.ids.map((_, i) => all.get(i));
-      const inline = ordered.every((r) => r !== undefined) && encode(ordered).length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
+      // the list as JSON, from the results' own (the same text JSON.stringify gives: one stringify less per result)
+      const list = ordered.every((r) => r !== undefined) ? `[${rec.ids.map((_, i) => texts.get(i) ?? encode(all.get(i))).join(',')}]` : undefined;
+      const inline = list !== undefined && list.length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
       const next = end(start.rec, inline);
       // A final state that carries the results goes out right behind their writes, without waiting for
       // them (one round trip, not two): NATS stores one connection's writes in the order sent, so the
       // results are in the bucket before the state that ends the job (`done` comes last). Without the
       // results in it, a read of the job needs their keys: it waits for them.
       if (next && inline) {
-        final = this.casWritten(next, start.revision);
+        final = this.casWritten(next, start.revision, list);
         final.catch(() => undefined); // its failure is seen where it is awaited, below
       }
       await Promise.all(writes);
@@ -681,10 +720,21 @@ export class JetStreamJobService implements JobStore {
     }
   }
 
-  /** Writes `rec` if the state is still at `revision`, returning it as written (and its JSON); undefined when another writer moved it on. */
-  private async casWritten(rec: JobRecord, revision: number): Promise<{ rec: JobRecord; text: string } | undefined> {
+  /**
+   * Writes `rec` if the state is still at `revision`, returning it as written
+   * (and its JSON); undefined when another writer moved it on. `resultsJson`:
+   * `rec.results` as JSON already, put in as the last key rather than made again.
+   */
+  private async casWritten(rec: JobRecord, revision: number, resultsJson?: string): Promise<{ rec: JobRecord; text: string } | undefined> {
     const out = { ...rec, updated_at: new Date().toISOString() };
-    const text = encode(out);
+    let text: string;
+    if (resultsJson !== undefined && out.results) {
+      // JSON.stringify leaves out a key whose value is undefined: the record without its results, then them
+      const head = encode({ ...out, results: undefined });
+      text = `${head.slice(0, -1)},"results":${resultsJson}}`;
+    } else {
+      text = encode(out);
+    }
     try {
       await this.kv.update(stateKey(rec.job_id), text, revision);
       return { rec: out, text };
@@ -695,10 +745,10 @@ export class JetStreamJobService implements JobStore {
   }
 
   /** Stores a result once (create-only), retrying through a NATS outage; a result already there stands. */
-  private async createResult(jobId: string, i: number, r: StoredResult): Promise<void> {
+  private async createResult(jobId: string, i: number, text: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.kv.create(resultKey(jobId, i), encode(r));
+        await this.kv.create(resultKey(jobId, i), text);
         return;
       } catch (e) {
         if (isConflict(e)) return;

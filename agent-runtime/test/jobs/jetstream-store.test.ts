@@ -209,10 +209,31 @@ describe('durability', () => {
     expect(b.calls.sort()).toEqual(['t2', 't3']);
   });
 
-  test('NATS restarted mid-job: the job still finishes, each task once', async () => {
+  test('a waiting submitter whose run here hands the job back still gets the job\'s end, written by the runner that took it over', async () => {
+    const cfg = config();
+    const agent = fakeAgent();
+    let first = true;
+    // the first run stores one result and stops (as a hand-back does); the next runs the rest
+    const execute: ExecuteJob = async (jobId, job, run) => {
+      if (!first) return agent.execute(jobId, job, run);
+      first = false;
+      run.onResult(0, { id: 't0', ok: true, content: 'answer of t0', model: 'gpt-4.1', costUsd: 0.25, attempts: 1, latencyMs: 5, agentId: 'w-0' });
+    };
+    const s = await open(cfg, execute);
+    const { jobId } = await s.submit(body(['a', 'b', 'c']), { waits: true });
+    const view = await s.wait(jobId, {});
+    expect(view!.status).toBe('succeeded');
+    expect(view!.results).toHaveLength(3);
+    expect(agent.calls.sort()).toEqual(['t1', 't2']);
+  });
+
+  test.each([
+    ['queued', false],
+    ['run by its waiting submitter', true],
+  ])('NATS restarted mid-job (%s): the job still finishes, each task once', async (_what, waits) => {
     const agent = fakeAgent(1, { delayMs: 150 });
     const s = await open(config(), agent.execute, 5_000);
-    const { jobId } = await s.submit(body(['a', 'b', 'c', 'd', 'e', 'f']), {});
+    const { jobId } = await s.submit(body(['a', 'b', 'c', 'd', 'e', 'f']), { waits });
     await until(() => agent.calls.length >= 2, 'two tasks started');
     await nats.kill();
     await new Promise((r) => setTimeout(r, 400));
