@@ -468,7 +468,7 @@ export async function benchOverload(stockHub: string, latencies: number[] = [0, 
         }
       };
       try {
-        for (const fn of [callDirect, callEntry]) await load(1000, concurrency, fn);
+        for (const fn of [callDirect, callEntry, callRelayFifo]) await load(1000, concurrency, fn);
         failed = 0;
         for (const k of Object.keys(codes)) delete codes[k];
         const [d, e, f, rf] = await alternate(ROUNDS, total / ROUNDS, concurrency, {}, [callDirect, callEntry, callFifo, callRelayFifo]);
