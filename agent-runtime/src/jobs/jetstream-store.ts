@@ -647,7 +647,6 @@ export class JetStreamJobService implements JobStore {
         batch = undefined;
         for (const send of go) send();
       };
-      let final: Promise<{ rec: JobRecord; text: string } | undefined> | undefined;
       // the final state; it carries the results (when small) so a read of a finished job is one get
       const end = (r: JobRecord, inline?: StoredResult[]): JobRecord | undefined => {
         if (isFinal(r.status)) return undefined;
@@ -686,17 +685,12 @@ export class JetStreamJobService implements JobStore {
       const list = ordered.every((r) => r !== undefined) ? `[${rec.ids.map((_, i) => texts.get(i) ?? encode(all.get(i))).join(',')}]` : undefined;
       const inline = list !== undefined && list.length <= MAX_INLINE_BYTES ? (ordered as StoredResult[]) : undefined;
       const next = end(start.rec, inline);
-      // A final state that carries the results goes out right behind their writes, without waiting for
-      // them (one round trip, not two): NATS stores one connection's writes in the order sent, so the
-      // results are in the bucket before the state that ends the job (`done` comes last). Without the
-      // results in it, a read of the job needs their keys: it waits for them.
-      if (next && inline) {
-        final = this.casWritten(next, start.revision, list);
-        final.catch(() => undefined); // its failure is seen where it is awaited, below
-      }
+      // The state that ends the job is written only once every result is stored. Sending it right behind
+      // the result writes is not safe: in a NATS outage a result write can be lost and retried
+      // (createResult) after a later write (the end) went through, and a job would read as ended without
+      // that result (the fault matrix's "NATS restarted mid-job" caught it).
       await Promise.all(writes);
-      if (next && !inline) final = this.casWritten(next, start.revision);
-      const written = await final;
+      const written = next ? await this.casWritten(next, start.revision, inline ? list : undefined) : undefined;
       if (!written) await this.transition(jobId, (r) => end(r));
       // the announcement carries the final record when it is small, so a waiting POST answers without a read
       const text = written?.text ?? '';

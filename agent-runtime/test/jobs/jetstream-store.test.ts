@@ -247,6 +247,41 @@ describe('durability', () => {
     expect(new Set(agent.calls).size).toBe(6);
   });
 
+  test('a result write that fails and is retried: the job is not written as ended before every result is stored', async () => {
+    const cfg = config();
+    const store = await open(cfg, fakeAgent(4, { delayMs: 5 }).execute);
+    const kv = (store as unknown as { kv: { create: (k: string, v: string) => Promise<number>; update: (k: string, v: string, rev: number) => Promise<number>; get: (k: string) => Promise<unknown> } }).kv;
+    // the first write of task 0's result fails, as a write lost in a NATS outage does; the store retries it
+    const create = kv.create.bind(kv);
+    let failed = false;
+    kv.create = async (k, v) => {
+      if (!failed && k.endsWith('.r.0')) {
+        failed = true;
+        throw new Error('simulated: the write was lost');
+      }
+      return create(k, v);
+    };
+    // whenever a state that ends the job is written: which results are in the bucket at that moment
+    const update = kv.update.bind(kv);
+    const missingAtEnd: string[] = [];
+    kv.update = async (k, v, rev) => {
+      const rec = JSON.parse(v) as { job_id: string; status: string; ids: string[] };
+      if (['succeeded', 'failed', 'cancelled'].includes(rec.status)) {
+        for (let i = 0; i < rec.ids.length; i++) if (!(await kv.get(`${rec.job_id}.r.${i}`))) missingAtEnd.push(rec.ids[i]);
+      }
+      return update(k, v, rev);
+    };
+    for (const waits of [false, true]) {
+      failed = false;
+      const { jobId } = await store.submit(body(['a', 'b', 'c']), { waits });
+      const view = await store.wait(jobId, {});
+      expect(view?.status).toBe('succeeded');
+      expect(view?.results).toHaveLength(3);
+      expect(failed).toBe(true);
+    }
+    expect(missingAtEnd).toEqual([]);
+  });
+
   test('NATS unreachable at submit: a 503 that says so, and nothing half-written', async () => {
     const cfg = config();
     const agent = fakeAgent();
