@@ -249,7 +249,8 @@ export class JetStreamJobService implements JobStore {
         written.push(idemKey);
       }
       // The record and the queue message go out together (one round trip, not two): NATS stores what one
-      // connection sends in the order sent, so a runner never gets the message before the record exists.
+      // connection sends in the order sent, so a runner normally gets the message after the record exists
+      // (in an outage it may not: the lane looks at such a message again for a while, see runMessage).
       // The record rides along in the message (when small) so the runner starts without reading it back.
       if (here) {
         // known as running here before anything is sent: a cancel, or a lane that gets the message, finds it
@@ -264,8 +265,10 @@ export class JetStreamJobService implements JobStore {
       const whole = encode({ job_id: rec.job_id, rec, ...owner });
       const queued = this.js.publish(`${this.opts.config.stream}.jobs`, whole.length <= MAX_INLINE_BYTES ? whole : encode({ job_id: rec.job_id, ...owner }), { msgID: rec.job_id });
       this.remember(rec, state);
+      // purged too on a failure even when its own write reported one: in an outage a write can land while
+      // its answer is lost, and a record left behind would let the message that went with it run the job
+      written.push(stateKey(rec.job_id));
       const [stored, sent] = await Promise.allSettled([state, queued]);
-      if (stored.status === 'fulfilled') written.push(stateKey(rec.job_id));
       if (stored.status === 'rejected' || sent.status === 'rejected') {
         this.submitted.delete(rec.job_id);
         // a message whose record failed is dropped by the runner that gets it (no such job)

@@ -282,6 +282,33 @@ describe('durability', () => {
     expect(missingAtEnd).toEqual([]);
   });
 
+  test('a submit whose record write lands but reports a failure: a 503, and the record is purged so its queue message runs nothing', async () => {
+    const cfg = config();
+    const agent = fakeAgent(4, { delayMs: 5 });
+    const store = await open(cfg, agent.execute);
+    const kv = (store as unknown as { kv: { create: (k: string, v: string) => Promise<number> } }).kv;
+    const create = kv.create.bind(kv);
+    kv.create = async (k, v) => {
+      const rev = await create(k, v);
+      if (k.endsWith('.job')) throw new Error('simulated: the answer to a write that landed was lost');
+      return rev;
+    };
+    await expect(store.submit(body(['a']), {})).rejects.toBeInstanceOf(RequestError);
+    kv.create = create;
+    const nc = await connect({ servers: nats.url });
+    try {
+      const bucket = await new Kvm(nc).open(cfg.bucket);
+      const left: string[] = [];
+      for await (const k of await bucket.keys()) left.push(k);
+      expect(left).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+    // the queue message that went with it finds no job: nothing reaches the agent
+    await new Promise((r) => setTimeout(r, 300));
+    expect(agent.calls).toEqual([]);
+  });
+
   test('NATS unreachable at submit: a 503 that says so, and nothing half-written', async () => {
     const cfg = config();
     const agent = fakeAgent();
